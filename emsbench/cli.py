@@ -1,0 +1,49 @@
+"""The ``emsbench`` command: sub-commands for synthetic data, node, hub and the demo.
+
+Each area registers its own sub-parser (``register(subparsers)``) and imports its heavy
+modules only when its command runs, so ``emsbench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+class CommandError(Exception):
+    """A failure the user can act on: printed without a traceback, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hub.cli import register as register_hub
+    from node.cli import register as register_node
+    from node.synth.cli import register as register_synth
+
+    from emsbench.demo_cli import register as register_demo
+
+    parser = argparse.ArgumentParser(
+        prog="emsbench", description="Federated Nordic–US prehospital EMS benchmark")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    register_synth(sub)
+    register_node(sub)
+    register_hub(sub)
+    register_demo(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CommandError as exc:
+        print(f"emsbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("emsbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Sandboxed DuckDB: where indicator SQL runs.
+
+A sandbox is an in-memory DuckDB connection that first receives the mission table, then has
+external access switched off and its configuration locked. After that no statement can read
+or write files, attach databases, or install or load extensions, so a spec cannot move rows
+anywhere; the only way out of the node is the aggregate the engine reads back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+import pyarrow as pa
+
+from emsbench import model
+
+
+class SandboxError(RuntimeError):
+    """Spec SQL failed inside the sandbox (including refused file or extension access)."""
+
+
+def _empty_missions() -> pa.Table:
+    return model.arrow_schema().empty_table()
+
+
+def open_sandbox(load: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+                 *, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """Open a connection, let ``load`` create table ``missions``, then lock it down.
+
+    ``load`` runs before the lock, so it may read the node's input file; without it an empty
+    ``missions`` table with the model's columns is created (for checking specs).
+    """
+    con = duckdb.connect(":memory:")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    if load is None:
+        con.register("_empty", _empty_missions())
+        con.execute("CREATE TABLE missions AS SELECT * FROM _empty")
+        con.unregister("_empty")
+    else:
+        load(con)
+    lock(con)
+    return con
+
+
+def lock(con: duckdb.DuckDBPyConnection) -> None:
+    """Switch off file, network and extension access for good on this connection."""
+    con.execute("SET enable_external_access = false")
+    con.execute("SET allow_community_extensions = false")
+    con.execute("SET lock_configuration = true")
+
+
+def query(con: duckdb.DuckDBPyConnection, sql: str, what: str) -> list[tuple[object, ...]]:
+    """Run one query in the sandbox; errors name ``what`` (e.g. the spec id)."""
+    try:
+        return con.execute(sql).fetchall()
+    except duckdb.PermissionException as exc:
+        raise SandboxError(f"{what}: refused by the sandbox (spec SQL may not touch files, "
+                           f"network or extensions): {exc}") from exc
+    except duckdb.Error as exc:
+        raise SandboxError(f"{what}: SQL failed: {exc}") from exc

@@ -1,0 +1,142 @@
+"""Hub configuration: one TOML file with a ``[hub]`` table, validated by pydantic.
+
+Example::
+
+    [hub]
+    host = "127.0.0.1"
+    port = 8750
+    database = "hub.duckdb"        # relative paths resolve against the config file's folder
+    trust_registry = "trust.toml"
+    specs = ""                     # optional spec directory; empty = packaged indicator_specs
+    max_body_bytes = 5000000
+
+Relative paths are resolved against the folder of the config file, not the working
+directory, so the hub behaves the same whichever directory it is started from. Every
+problem is reported as a ``ValueError`` that names the offending key (``hub.port``), so an
+operator can fix the file without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8750
+# A submission is bounded by the specs (strata × bins), not by row counts; 5 MB leaves
+# generous room while stopping a runaway or hostile body early.
+DEFAULT_MAX_BODY_BYTES = 5_000_000
+
+
+class HubConfig(BaseModel):
+    """Validated hub settings. Paths are absolute once loaded by ``load_hub_config``."""
+
+    # extra="forbid": a misspelt key ("trust_regsitry") must fail loudly, not be ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field(DEFAULT_HOST, min_length=1)
+    port: int = Field(DEFAULT_PORT, ge=1, le=65535)
+    database: Path
+    trust_registry: Path
+    specs: Path | None = Field(
+        None, description="Indicator spec directory; None = the packaged indicator_specs")
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1)
+
+    @field_validator("specs", mode="before")
+    @classmethod
+    def _empty_specs_is_default(cls, value: Any) -> Any:
+        # TOML has no null, so the file spells "use the packaged specs" as an empty string.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("database", "trust_registry", mode="before")
+    @classmethod
+    def _path_not_empty(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must be a non-empty path")
+        return value
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def _resolve(base: Path, value: Path | None) -> Path | None:
+    if value is None:
+        return None
+    value = value.expanduser()
+    return value if value.is_absolute() else (base / value).resolve()
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(table)"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"hub.{key}: unknown key")
+        elif err["type"] == "missing":
+            parts.append(f"hub.{key}: required key is missing")
+        else:
+            parts.append(f"hub.{key}: {err['msg']} (got {err.get('input')!r})")
+    return "; ".join(parts)
+
+
+def hub_config_from_mapping(data: dict[str, Any], base: Path) -> HubConfig:
+    """Validate the ``[hub]`` table and resolve its relative paths against ``base``."""
+    try:
+        cfg = HubConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(f"invalid hub configuration: {_describe(exc)}") from exc
+    return cfg.model_copy(update={
+        "database": _resolve(base, cfg.database),
+        "trust_registry": _resolve(base, cfg.trust_registry),
+        "specs": _resolve(base, cfg.specs),
+    })
+
+
+def load_hub_config(path: Path | str) -> HubConfig:
+    """Read and validate a hub config file; raise ValueError naming the wrong key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"hub config file {path} does not exist") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read hub config file {path}: {exc}") from exc
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from exc
+    table = doc.get("hub")
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: missing the [hub] table")
+    others = sorted(set(doc) - {"hub"})
+    if others:
+        raise ValueError(f"{path}: unknown top-level key(s) {others}; settings go under [hub]")
+    try:
+        return hub_config_from_mapping(table, path.parent.resolve())
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def write_hub_config(path: Path, cfg: HubConfig) -> None:
+    """Write ``cfg`` as a hub config file (used by demos and tests)."""
+    def q(value: object) -> str:
+        # TOML basic strings share JSON's escapes for the characters that paths contain.
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [
+        "[hub]",
+        f"host = {q(cfg.host)}",
+        f"port = {cfg.port}",
+        f"database = {q(cfg.database)}",
+        f"trust_registry = {q(cfg.trust_registry)}",
+        f"specs = {q(cfg.specs or '')}",
+        f"max_body_bytes = {cfg.max_body_bytes}",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")

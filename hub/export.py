@@ -1,0 +1,63 @@
+"""Long-form CSV export of the merged benchmark figures.
+
+One row per (indicator, stratum, country) with the counts behind each value, so anyone can
+recompute the published shares and re-pool countries themselves. The column set is a
+public interface: change it only with a new export version.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from pathlib import Path
+
+from hub.merge import Figure, country_key, natural_key
+
+COLUMNS = ("indicator_id", "country", "year", "stratum", "numerator", "denominator", "value",
+           "ci_low", "ci_high", "suppressed", "spec_version", "unit")
+
+
+def _num(value: float | None) -> str:
+    # Two decimals are finer than any interval the benchmark can support; '' marks missing.
+    return "" if value is None else f"{value:.2f}"
+
+
+def _int(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def figure_row(f: Figure) -> dict[str, str]:
+    """The CSV row of one figure, every field as text."""
+    return {
+        "indicator_id": f.indicator_id,
+        "country": f.country,
+        "year": str(f.year),
+        "stratum": f.stratum,
+        "numerator": _int(f.numerator),
+        "denominator": _int(f.denominator),
+        "value": _num(f.value),
+        "ci_low": _num(f.ci_low),
+        "ci_high": _num(f.ci_high),
+        "suppressed": "true" if f.suppressed else "false",
+        "spec_version": f.spec_version,
+        "unit": f.unit,
+    }
+
+
+def sort_figures(figures: Iterable[Figure]) -> list[Figure]:
+    """Indicator id, then stratum (numbers in labels compare as numbers), then country order
+    NO, SE, DK, FI, IS, NORDIC, US."""
+    return sorted(figures, key=lambda f: (f.indicator_id, natural_key(f.stratum),
+                                          country_key(f.country)))
+
+
+def write_csv(figures: Iterable[Figure], path: Path | str) -> Path:
+    """Write ``figures`` as UTF-8 CSV with a header row; returns the path written."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for f in sort_figures(figures):
+            writer.writerow(figure_row(f))
+    return out

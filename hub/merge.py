@@ -1,0 +1,227 @@
+"""Merge the countries' aggregate submissions into the benchmark's published figures.
+
+Input: one accepted ``Submission`` per country and the hub's indicator specs. Output: one
+``Figure`` per (indicator, stratum, country), plus a pooled ``NORDIC`` figure built by
+adding the Nordic countries' counts. Nodes never send rates, only integers, so pooling is
+exact integer addition and every division (share, quantile, interval) happens here, once.
+Pure functions over lists: the store and the report are separate modules.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from emsbench.specs import IndicatorSpec
+from emsbench.wire import Cell, IndicatorResult, Submission
+from hub.stats import histogram_quantile, quantile_interval, wilson_interval
+
+NORDIC = "NORDIC"
+NORDIC_COUNTRIES = ("NO", "SE", "DK", "FI", "IS")
+COUNTRY_ORDER = (*NORDIC_COUNTRIES, NORDIC, "US")
+# A share becomes a value in the spec's unit by this factor (minutes never applies to shares).
+_SHARE_SCALE = {"percent": 100.0, "per_100k": 100_000.0, "minutes": 1.0}
+
+
+class SpecMismatchError(ValueError):
+    """A submission was computed with a different definition than the hub's spec."""
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One published number: an indicator in one stratum for one country (or NORDIC).
+
+    ``n_countries`` counts the countries whose released counts contain at least one case;
+    ``suppressed`` says some count that belongs in this figure was withheld by a node.
+    """
+
+    indicator_id: str
+    spec_version: str
+    unit: str
+    country: str
+    year: int
+    stratum: str
+    numerator: int | None
+    denominator: int | None
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    suppressed: bool
+    n_countries: int
+
+
+@dataclass(frozen=True)
+class QualityRow:
+    """A country's data-quality counts as its node reported them (None = withheld)."""
+
+    country: str
+    rows_read: int | None
+    rows_accepted: int | None
+    rejected_by_reason: dict[str, int | None] = field(default_factory=dict)
+    disclosure_threshold: int | None = None
+    software_version: str = ""
+
+
+def country_key(country: str) -> tuple[int, str]:
+    """Sort key: the benchmark's fixed column order, unknown codes after it, alphabetically."""
+    if country in COUNTRY_ORDER:
+        return COUNTRY_ORDER.index(country), country
+    return len(COUNTRY_ORDER), country
+
+
+def natural_key(text: str) -> list[tuple[int, int | str]]:
+    """Sort key that orders '5-17' before '18-64' (digit runs compare as numbers)."""
+    return [(0, int(part)) if part.isdigit() else (1, part)
+            for part in re.split(r"(\d+)", text) if part]
+
+
+def stratum_label(stratum: dict[str, str], strata: list[str]) -> str:
+    """``key=value;key=value`` in the spec's strata order; '' when the spec has no strata."""
+    return ";".join(f"{k}={stratum[k]}" for k in strata)
+
+
+@dataclass
+class _Tally:
+    """Released counts of one stratum, summed over one or more countries."""
+
+    numerator: int = 0
+    denominator: int = 0
+    counts: list[int] | None = None
+    suppressed: bool = False
+    n_countries: int = 0
+    has_cell: bool = False
+
+    def add(self, cell: Cell, spec: IndicatorSpec) -> None:
+        self.has_cell = True
+        if spec.type == "share":
+            withheld = cell.numerator is None or cell.denominator is None
+            self.suppressed |= cell.suppressed or withheld
+            # Add a pair only when both halves were released: adding a denominator without
+            # its numerator would bias the pooled share downwards.
+            if not withheld:
+                assert cell.numerator is not None and cell.denominator is not None
+                self.numerator += cell.numerator
+                self.denominator += cell.denominator
+                self.n_countries += cell.denominator > 0
+            return
+        raw = cell.counts or []
+        self.suppressed |= cell.suppressed or any(c is None for c in raw)
+        released = [c or 0 for c in raw]
+        self.counts = [a + b for a, b in zip(self.counts or [0] * len(released), released,
+                                             strict=True)]
+        self.n_countries += sum(released) > 0
+
+
+def _figure(spec: IndicatorSpec, country: str, year: int, stratum: str, t: _Tally,
+            fully_withheld: bool) -> Figure:
+    value = lo = hi = None
+    numerator: int | None = None
+    denominator: int | None = None
+    if spec.type == "share":
+        if not fully_withheld:
+            numerator, denominator = t.numerator, t.denominator
+        if denominator:
+            assert numerator is not None
+            scale = _SHARE_SCALE[spec.unit]
+            value = scale * numerator / denominator
+            lo, hi = (scale * b for b in wilson_interval(numerator, denominator))
+    else:
+        assert spec.bins is not None and spec.quantile is not None
+        counts = t.counts or [0] * spec.bins.n_bins
+        denominator = sum(counts)
+        if denominator:
+            b, q = spec.bins, spec.quantile
+            value = histogram_quantile(counts, b.start, b.width, q)
+            lo, hi = quantile_interval(counts, b.start, b.width, q)
+    return Figure(spec.id, spec.version, spec.unit, country, year, stratum, numerator,
+                  denominator, value, lo, hi, t.suppressed, t.n_countries)
+
+
+def _result_for(sub: Submission, spec: IndicatorSpec) -> IndicatorResult | None:
+    for result in sub.indicators:
+        if result.spec_id != spec.id:
+            continue
+        if result.spec_sha256 != spec.sha256:
+            raise SpecMismatchError(
+                f"{sub.country} submission {sub.submission_id}: indicator {spec.id} was "
+                f"computed with spec {result.spec_version} (sha256 {result.spec_sha256[:12]}…) "
+                f"but the hub has {spec.version} (sha256 {spec.sha256[:12]}…); the node must "
+                "rerun with the hub's specs")
+        if spec.type == "distribution":
+            assert spec.bins is not None
+            for cell in result.cells:
+                if cell.counts is not None and len(cell.counts) != spec.bins.n_bins:
+                    raise SpecMismatchError(
+                        f"{sub.country}: {spec.id} cell has {len(cell.counts)} bins, "
+                        f"the spec defines {spec.bins.n_bins}")
+        return result
+    return None
+
+
+def _check(submissions: list[Submission], year: int) -> None:
+    seen: set[str] = set()
+    for sub in submissions:
+        if sub.period.year != year:
+            raise ValueError(f"{sub.country} submission {sub.submission_id} is for "
+                             f"{sub.period.year}, not {year}")
+        if sub.country in seen:
+            raise ValueError(f"more than one submission from {sub.country} for {year}")
+        seen.add(sub.country)
+
+
+def merge_indicator(submissions: list[Submission], spec: IndicatorSpec,
+                    year: int) -> list[Figure]:
+    """Figures of one indicator: every submitting country × every stratum seen, plus NORDIC."""
+    cells: dict[str, dict[str, Cell]] = {}
+    for sub in submissions:
+        result = _result_for(sub, spec)
+        cells[sub.country] = {} if result is None else {
+            stratum_label(c.stratum, spec.strata): c for c in result.cells}
+    strata = sorted({s for by_stratum in cells.values() for s in by_stratum}, key=natural_key)
+    figures: list[Figure] = []
+    nordic = [c for c in cells if c in NORDIC_COUNTRIES]
+    for stratum in strata:
+        for country in sorted(cells, key=country_key):
+            t = _Tally()
+            cell = cells[country].get(stratum)
+            if cell is not None:
+                t.add(cell, spec)
+            # A country's own share cell with a withheld half is shown as withheld, not 0.
+            withheld = cell is not None and spec.type == "share" and (
+                cell.numerator is None or cell.denominator is None)
+            figures.append(_figure(spec, country, year, stratum, t, withheld))
+        if nordic:
+            pool = _Tally()
+            for country in nordic:
+                if (cell := cells[country].get(stratum)) is not None:
+                    pool.add(cell, spec)
+            figures.append(_figure(spec, NORDIC, year, stratum, pool, False))
+    return figures
+
+
+def merge(submissions: list[Submission], specs: list[IndicatorSpec], year: int) -> list[Figure]:
+    """All figures for ``year``, ordered by indicator (spec order), stratum, country.
+
+    Indicators in a submission that the hub has no spec for are ignored; an indicator whose
+    definition hash differs from the hub's spec raises ``SpecMismatchError``.
+    """
+    _check(submissions, year)
+    figures: list[Figure] = []
+    for spec in specs:
+        figures += merge_indicator(submissions, spec, year)
+    order = {s.id: i for i, s in enumerate(specs)}
+    figures.sort(key=lambda f: (order[f.indicator_id], natural_key(f.stratum),
+                                country_key(f.country)))
+    return figures
+
+
+def data_quality_rows(submissions: Iterable[Submission]) -> list[QualityRow]:
+    """Per country: rows read, rows accepted and rejections by reason, in column order."""
+    rows = [QualityRow(country=s.country, rows_read=s.data_quality.rows_read,
+                       rows_accepted=s.data_quality.rows_accepted,
+                       rejected_by_reason=dict(s.data_quality.rejected_by_reason),
+                       disclosure_threshold=s.disclosure_threshold,
+                       software_version=s.software_version)
+            for s in submissions]
+    return sorted(rows, key=lambda r: country_key(r.country))

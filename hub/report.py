@@ -1,0 +1,236 @@
+"""The public benchmark report: one self-contained HTML page built from merged figures.
+
+This module turns ``Figure`` objects into a view model (tables per indicator, a dot-and-
+whisker chart per indicator with its geometry computed here) and renders the Jinja2
+template ``hub/templates/report.html``. The page carries its CSS and SVG inline so it can
+be published or mailed as a single file. ``build_report`` and ``export_csv`` are the glue
+from an accepted-submission store to the report and the CSV.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import jinja2
+
+from emsbench import __version__
+from emsbench.specs import IndicatorSpec, load_specs
+from emsbench.wire import Submission
+from hub.export import write_csv
+from hub.merge import (COUNTRY_ORDER, NORDIC, Figure, QualityRow, country_key,
+                       data_quality_rows, merge, natural_key)
+
+ENDPOINT_KEY = "ca_survival_endpoint"
+COUNTRY_NAMES = {"NO": "Norway", "SE": "Sweden", "DK": "Denmark", "FI": "Finland",
+                 "IS": "Iceland", NORDIC: "Nordic pooled", "US": "United States"}
+UNIT_TEXT = {"percent": "percent", "minutes": "minutes", "per_100k": "per 100 000 population"}
+UNIT_SUFFIX = {"percent": " %", "minutes": " min", "per_100k": " per 100k"}
+DIRECTION_TEXT = {"lower_is_better": "Lower is better", "higher_is_better": "Higher is better",
+                  "descriptive": "Descriptive: neither higher nor lower is better"}
+# Chart geometry in SVG user units; the SVG scales to the page width.
+CHART_W, LABEL_W, RIGHT_PAD, ROW_H, HEAD_H, AXIS_H = 680, 150, 24, 16, 20, 30
+
+
+class SubmissionSource(Protocol):
+    def latest_submissions(self, year: int) -> list[Submission]: ...
+
+
+@dataclass
+class Entry:
+    """One figure as shown in a table cell and as one line of the chart."""
+
+    figure: Figure | None  # None: the country sent no submission this year
+    endpoint: str = ""
+
+
+@dataclass
+class Row:
+    label: str
+    cells: dict[str, list[Entry]] = field(default_factory=dict)
+
+
+@dataclass
+class Section:
+    spec: IndicatorSpec
+    measure: str
+    rows: list[Row]
+    endpoints: list[tuple[str, str]]  # (countries, endpoint value) found in the data
+    chart: dict[str, Any] | None
+
+
+def _plain(key: str) -> str:
+    return key.replace("_", " ")
+
+
+def stratum_text(stratum: str, skip: str = "") -> str:
+    """'age_group=18-64;urgency=A' → 'age group: 18-64 · urgency: A'; '' → 'All cases'."""
+    parts = [p.split("=", 1) for p in stratum.split(";") if p]
+    shown = [f"{_plain(k)}: {_plain(v)}" for k, v in parts if k != skip]
+    return " · ".join(shown) or "All cases"
+
+
+def _endpoint(stratum: str) -> str:
+    for part in stratum.split(";"):
+        key, _, value = part.partition("=")
+        if key == ENDPOINT_KEY:
+            return _plain(value)
+    return ""
+
+
+def measure_text(spec: IndicatorSpec) -> str:
+    if spec.type == "share":
+        return f"Share of cases ({UNIT_TEXT[spec.unit]})"
+    q = round((spec.quantile or 0.5) * 100)
+    name = "Median" if q == 50 else f"{q}th percentile"
+    return f"{name} ({UNIT_TEXT[spec.unit]})"
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    return "–" if value is None else f"{value:.1f}{UNIT_SUFFIX.get(unit, '')}"
+
+
+def fmt_count(n: int | None) -> str:
+    return "–" if n is None else f"{n:,}".replace(",", "\u202f")  # narrow no-break space
+
+
+def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
+    """Round tick values (steps of 1, 2, 2.5 or 5 × 10^k) covering [lo, hi]."""
+    if hi <= lo:
+        lo, hi = lo - 1, hi + 1
+    raw = (hi - lo) / target
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first, last = math.floor(lo / step), math.ceil(hi / step)
+    return [round(i * step, 10) for i in range(first, last + 1)]
+
+
+def _chart(spec: IndicatorSpec, rows: list[Row], columns: Sequence[str]) -> dict[str, Any] | None:
+    shown = [e.figure for r in rows for c in columns for e in r.cells[c]
+             if e.figure is not None and e.figure.value is not None]
+    if not shown:
+        return None
+    points = [v for f in shown for v in (f.value, f.ci_low, f.ci_high) if v is not None]
+    ticks = nice_ticks(min(points), max(points))
+    if spec.unit == "percent":  # a share's axis never needs to leave 0–100
+        ticks = [t for t in ticks if 0 <= t <= 100] or [0.0, 100.0]
+    lo, hi = ticks[0], ticks[-1]
+    span = (hi - lo) or 1.0
+
+    def x(v: float) -> float:
+        return round(LABEL_W + (min(max(v, lo), hi) - lo) / span * (CHART_W - LABEL_W - RIGHT_PAD), 1)
+
+    panels, y = [], 4
+    for row in rows:
+        lines = []
+        for c in columns:
+            for e in row.cells[c]:
+                f = e.figure
+                label = COUNTRY_NAMES.get(c, c) + (f" ({e.endpoint})" if e.endpoint else "")
+                line: dict[str, Any] = {"label": label, "country": c, "y": y + HEAD_H + len(lines) * ROW_H}
+                if f is not None and f.value is not None:
+                    line.update(cx=x(f.value), lo=x(f.ci_low if f.ci_low is not None else f.value),
+                                hi=x(f.ci_high if f.ci_high is not None else f.value))
+                else:
+                    line["note"] = ("suppressed" if f is not None and f.suppressed
+                                    else "not submitted" if f is None else "no cases")
+                lines.append(line)
+        panels.append({"label": row.label, "y": y, "lines": lines})
+        y += HEAD_H + len(lines) * ROW_H + 8
+    return {"width": CHART_W, "height": y + AXIS_H, "axis_y": y, "plot_x0": LABEL_W,
+            "plot_x1": CHART_W - RIGHT_PAD,
+            "ticks": [{"x": x(t), "label": f"{t:g}"} for t in ticks],
+            "unit": UNIT_TEXT[spec.unit], "panels": panels}
+
+
+def build_sections(figures: Sequence[Figure], specs: Sequence[IndicatorSpec],
+                   columns: Sequence[str]) -> list[Section]:
+    """Group figures per indicator into table rows (one per stratum) and a chart."""
+    sections = []
+    for spec in specs:
+        mine = [f for f in figures if f.indicator_id == spec.id]
+        # The survival endpoint differs by country by design, so it is shown in each cell
+        # rather than splitting Nordic and US figures onto rows that are empty for the other.
+        skip = ENDPOINT_KEY if ENDPOINT_KEY in spec.strata else ""
+        rows: dict[str, Row] = {}
+        for f in sorted(mine, key=lambda f: natural_key(f.stratum)):
+            label = stratum_text(f.stratum, skip)
+            row = rows.setdefault(label, Row(label, {c: [] for c in columns}))
+            row.cells.setdefault(f.country, []).append(Entry(f, _endpoint(f.stratum)))
+        for row in rows.values():
+            for c in columns:
+                entries = row.cells[c]
+                # With several endpoints, keep only the ones this country actually reported.
+                filled = [e for e in entries if e.figure and (e.figure.denominator or e.figure.suppressed)]
+                row.cells[c] = filled or entries[:1] or [Entry(None)]
+        found: dict[str, list[str]] = {}
+        for f in mine:
+            if skip and f.country != NORDIC and (f.denominator or f.suppressed):
+                found.setdefault(_endpoint(f.stratum), []).append(f.country)
+        endpoints = [(", ".join(sorted(set(cs), key=country_key)), ep) for ep, cs in found.items()]
+        row_list = list(rows.values())
+        sections.append(Section(spec, measure_text(spec), row_list, endpoints,
+                                _chart(spec, row_list, columns)))
+    return sections
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("hub", "templates"), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.filters["value"] = fmt_value
+    env.filters["count"] = fmt_count
+    return env
+
+
+def write_report(figures: Sequence[Figure], specs: Sequence[IndicatorSpec],
+                 quality_rows: Sequence[QualityRow], year: int, out_dir: Path | str,
+                 meta: dict[str, Any]) -> Path:
+    """Render the report to ``out_dir/index.html`` and return that path."""
+    extra = {f.country for f in figures} - set(COUNTRY_ORDER)
+    columns = [*COUNTRY_ORDER, *sorted(extra)]
+    thresholds = sorted({q.disclosure_threshold for q in quality_rows
+                         if q.disclosure_threshold is not None})
+    reasons = sorted({r for q in quality_rows for r in q.rejected_by_reason})
+    html = _environment().get_template("report.html").render(
+        year=year, columns=columns, names=COUNTRY_NAMES, sections=build_sections(
+            figures, specs, columns), quality={q.country: q for q in quality_rows},
+        reasons=reasons, thresholds=thresholds, direction_text=DIRECTION_TEXT,
+        generated_at=meta.get("generated_at", ""),
+        software_version=meta.get("software_version", ""),
+        spec_versions=meta.get("spec_versions") or {s.id: s.version for s in specs},
+        plain=_plain)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "index.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def _merged(store: SubmissionSource, year: int, spec_dir: Path | None
+            ) -> tuple[list[Submission], list[IndicatorSpec], list[Figure]]:
+    submissions = store.latest_submissions(year)
+    if not submissions:
+        raise ValueError(f"no accepted submissions for {year}: run the nodes first")
+    specs = load_specs(spec_dir)
+    return submissions, specs, merge(submissions, specs, year)
+
+
+def build_report(store: SubmissionSource, year: int, out_dir: Path | str,
+                 spec_dir: Path | None = None) -> Path:
+    """Merge the store's latest accepted submissions for ``year`` and write the report."""
+    submissions, specs, figures = _merged(store, year, spec_dir)
+    meta = {"generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "software_version": __version__,
+            "spec_versions": {s.id: s.version for s in specs}}
+    return write_report(figures, specs, data_quality_rows(submissions), year, out_dir, meta)
+
+
+def export_csv(store: SubmissionSource, year: int, out_path: Path | str,
+               spec_dir: Path | None = None) -> Path:
+    """Merge the store's latest accepted submissions for ``year`` and write the CSV."""
+    _, _, figures = _merged(store, year, spec_dir)
+    return write_csv(figures, out_path)

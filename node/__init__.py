@@ -1,0 +1,1 @@
+"""National node: read local data, compute indicators, send signed aggregates."""

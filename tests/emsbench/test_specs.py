@@ -1,0 +1,67 @@
+"""Spec validation: schema stage, then semantic stage, every problem reported at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from emsbench.specs import SpecError, default_spec_dir, load_specs
+
+
+def _good() -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load((default_spec_dir() / "BCPR.yaml").read_text(encoding="utf-8"))
+
+
+def _write(directory: Path, name: str, body: dict) -> None:  # type: ignore[type-arg]
+    (directory / name).write_text(yaml.safe_dump(body), encoding="utf-8")
+
+
+def test_every_problem_in_every_file_is_reported_together(tmp_path: Path) -> None:
+    schema_bad = _good() | {"id": "bad id", "unit": "furlongs"}
+    del schema_bad["population"]
+    _write(tmp_path, "ONE.yaml", schema_bad)
+    semantic_bad = _good() | {"id": "TWO", "strata": ["no_such_column"],
+                              "numerator": "no_such_column > 1", "bins": {"width": 1, "count": 3}}
+    _write(tmp_path, "Two.yaml", semantic_bad)
+    _write(tmp_path, "THREE.yaml", _good() | {"id": "THREE"})
+    with pytest.raises(SpecError) as info:
+        load_specs(tmp_path)
+    text = "\n".join(info.value.problems)
+    # schema stage: all three problems of ONE.yaml
+    assert "ONE.yaml: id:" in text and "ONE.yaml: unit:" in text and "ONE.yaml: population:" in text
+    # semantic stage: all problems of Two.yaml
+    assert "id 'TWO' must equal the file name 'Two'" in text
+    assert "stratum 'no_such_column' is not a column" in text
+    assert "numerator does not run on the common model" in text
+    assert "a share spec takes no 'bins'" in text
+    assert "expected stratum keys" in text  # the test case no longer matches the strata
+    assert "THREE" not in text
+    assert len(info.value.problems) == 9  # 3 schema + 4 semantic + 2 test cases
+
+
+def test_distribution_needs_bins_measure_and_quantile(tmp_path: Path) -> None:
+    body = _good() | {"id": "DIST", "type": "distribution"}
+    _write(tmp_path, "DIST.yaml", body)
+    with pytest.raises(SpecError) as info:
+        load_specs(tmp_path)
+    problems = info.value.problems
+    for need in ("measure", "bins", "quantile"):
+        assert f"DIST.yaml: a distribution spec needs '{need}'" in problems
+    assert "DIST.yaml: a distribution spec takes no 'numerator'" in problems
+
+
+def test_hash_changes_with_the_definition_not_with_tests(tmp_path: Path) -> None:
+    base = load_specs(only=["BCPR"])[0]
+    _write(tmp_path, "BCPR.yaml", _good() | {"tests": _good()["tests"][:1]})
+    assert load_specs(tmp_path)[0].sha256 == base.sha256
+    _write(tmp_path, "BCPR.yaml", _good() | {"numerator": "coalesce(ca_bystander_aed, false)"})
+    assert load_specs(tmp_path)[0].sha256 != base.sha256
+
+
+def test_unknown_ids_and_empty_folders_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="no \\*.yaml"):
+        load_specs(tmp_path)
+    with pytest.raises(SpecError, match="unknown indicator id 'NOPE'"):
+        load_specs(only=["NOPE"])
