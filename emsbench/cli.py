@@ -16,11 +16,10 @@ class CommandError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from emsbench.demo_cli import register as register_demo
     from hub.cli import register as register_hub
     from node.cli import register as register_node
     from node.synth.cli import register as register_synth
-
-    from emsbench.demo_cli import register as register_demo
 
     parser = argparse.ArgumentParser(
         prog="emsbench", description="Federated Nordic–US prehospital EMS benchmark")

@@ -29,7 +29,8 @@ ServiceType = Literal["emergency", "intercept", "mutual_aid", "interfacility", "
 Sex = Literal["female", "male", "unknown"]
 WitnessedBy = Literal["unwitnessed", "bystander", "family", "healthcare_provider", "ems"]
 PresumedCause = Literal["cardiac", "trauma", "drowning", "respiratory", "overdose", "other"]
-FirstRhythm = Literal["vf", "vt", "shockable_aed", "pea", "asystole", "non_shockable_aed", "unknown"]
+FirstRhythm = Literal[
+    "vf", "vt", "shockable_aed", "pea", "asystole", "non_shockable_aed", "unknown"]
 SurvivalEndpoint = Literal["30d", "discharge"]
 
 # Block each column belongs to, for the documentation and for the synthetic generator.
@@ -58,7 +59,8 @@ class Mission(BaseModel):
     unit_notified: datetime | None = _f("eTimes.03", "mission", "First unit notified by dispatch")
     unit_en_route: datetime | None = _f("eTimes.05", "mission", "Unit en route")
     arrived_scene: datetime | None = _f("eTimes.06", "mission", "First unit arrived on scene")
-    at_patient: datetime | None = _f("eTimes.07", "mission", "Arrived at patient (first medical contact)")
+    at_patient: datetime | None = _f(
+        "eTimes.07", "mission", "Arrived at patient (first medical contact)")
     left_scene: datetime | None = _f("eTimes.09", "mission", "Unit left scene")
     at_destination: datetime | None = _f("eTimes.11", "mission", "Patient arrived at destination")
     urgency_native: str | None = _f(

@@ -32,7 +32,7 @@ class Cell(_Strict):
 
     stratum: dict[str, str] = Field(
         default_factory=dict, description="Stratum key → value; empty for the whole country")
-    numerator: Count = Field(None, ge=0, description="Share indicators: cases meeting the numerator")
+    numerator: Count = Field(None, ge=0, description="Share indicators: cases in the numerator")
     denominator: Count = Field(None, ge=0, description="Share indicators: population size")
     counts: list[Count] | None = Field(
         None, description="Distribution indicators: count per fixed bin of the spec, the last "
@@ -75,7 +75,7 @@ class Period(_Strict):
 class Submission(_Strict):
     """A country's signed aggregates for one period."""
 
-    wire_version: Literal["1"] = WIRE_VERSION
+    wire_version: Literal["1"] = "1"
     submission_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     country: str = Field(pattern=r"^[A-Z]{2}$")
     period: Period

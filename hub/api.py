@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emsbench import __version__, dsse
 from emsbench.specs import IndicatorSpec, load_specs
-from emsbench.wire import Submission
+from emsbench.wire import IndicatorResult, Submission
 from hub.config import HubConfig
 from hub.store import Store, SubmissionConflict
 from hub.trust import TrustRegistry
@@ -99,6 +99,25 @@ def _check_specs(sub: Submission, specs: dict[str, IndicatorSpec]) -> None:
                 f"(sha256 {result.spec_sha256[:12]}…) but the hub has version {spec.version} "
                 f"(sha256 {spec.sha256[:12]}…); update the node's indicator specs to the "
                 "hub's and run the node again", **ctx)
+        # Same hash means same definition, but the shape is the node's doing: check it so
+        # the merge can rely on it (a malformed result would otherwise surface only in
+        # the report).
+        problem = _shape_problem(result, spec)
+        if problem:
+            raise ApiError(422, "invalid_payload", f"indicator {spec.id}: {problem}", **ctx)
+
+
+def _shape_problem(result: IndicatorResult, spec: IndicatorSpec) -> str | None:
+    if result.type != spec.type:
+        return f"type is {result.type} but the spec defines {spec.type}"
+    if result.strata != spec.strata:
+        return f"strata are {result.strata} but the spec defines {spec.strata}"
+    if spec.bins is not None:
+        bad = [c.stratum for c in result.cells if len(c.counts or []) != spec.bins.n_bins]
+        if bad:
+            return (f"{len(bad)} cell(s) do not have the spec's {spec.bins.n_bins} bins, "
+                    f"first {bad[0]}")
+    return None
 
 
 def _process(state: HubState, body: bytes, remote: str) -> tuple[dict[str, Any], bool]:
@@ -108,7 +127,7 @@ def _process(state: HubState, body: bytes, remote: str) -> tuple[dict[str, Any],
         # envelope is stored as UTF-8 text.
         text = body.decode("utf-8")
         envelope = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not UTF-8 JSON: {exc}") from exc
     try:
         payload, keyid = dsse.verify(envelope, state.trust.keys())
@@ -120,7 +139,7 @@ def _process(state: HubState, body: bytes, remote: str) -> tuple[dict[str, Any],
     # also malformed.
     try:
         claimed = json.loads(payload).get("country")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         claimed = None
     if isinstance(claimed, str) and claimed != key_country:
         raise ApiError(403, "country_mismatch", f"the payload is for country {claimed} but "

@@ -37,13 +37,13 @@ class HubConfig(BaseModel):
     # extra="forbid": a misspelt key ("trust_regsitry") must fail loudly, not be ignored.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    host: str = Field(DEFAULT_HOST, min_length=1)
-    port: int = Field(DEFAULT_PORT, ge=1, le=65535)
+    host: str = Field(default=DEFAULT_HOST, min_length=1)
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
     database: Path
     trust_registry: Path
     specs: Path | None = Field(
-        None, description="Indicator spec directory; None = the packaged indicator_specs")
-    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1)
+        default=None, description="Indicator spec directory; None = the packaged indicator_specs")
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
 
     @field_validator("specs", mode="before")
     @classmethod

@@ -22,8 +22,16 @@ from emsbench import __version__
 from emsbench.specs import IndicatorSpec, load_specs
 from emsbench.wire import Submission
 from hub.export import write_csv
-from hub.merge import (COUNTRY_ORDER, NORDIC, Figure, QualityRow, country_key,
-                       data_quality_rows, merge, natural_key)
+from hub.merge import (
+    COUNTRY_ORDER,
+    NORDIC,
+    Figure,
+    QualityRow,
+    country_key,
+    data_quality_rows,
+    merge,
+    natural_key,
+)
 
 ENDPOINT_KEY = "ca_survival_endpoint"
 COUNTRY_NAMES = {"NO": "Norway", "SE": "Sweden", "DK": "Denmark", "FI": "Finland",
@@ -33,7 +41,7 @@ UNIT_SUFFIX = {"percent": " %", "minutes": " min", "per_100k": " per 100k"}
 DIRECTION_TEXT = {"lower_is_better": "Lower is better", "higher_is_better": "Higher is better",
                   "descriptive": "Descriptive: neither higher nor lower is better"}
 # Chart geometry in SVG user units; the SVG scales to the page width.
-CHART_W, LABEL_W, RIGHT_PAD, ROW_H, HEAD_H, AXIS_H = 680, 150, 24, 16, 20, 30
+CHART_W, LABEL_W, RIGHT_PAD, ROW_H, HEAD_H, AXIS_H = 760, 170, 24, 16, 20, 30
 
 
 class SubmissionSource(Protocol):
@@ -61,6 +69,7 @@ class Section:
     rows: list[Row]
     endpoints: list[tuple[str, str]]  # (countries, endpoint value) found in the data
     chart: dict[str, Any] | None
+    bins_note: str = ""
 
 
 def _plain(key: str) -> str:
@@ -94,6 +103,22 @@ def fmt_value(value: float | None, unit: str) -> str:
     return "–" if value is None else f"{value:.1f}{UNIT_SUFFIX.get(unit, '')}"
 
 
+def fmt_bare(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def bins_note(spec: IndicatorSpec) -> str:
+    """Plain-language note on the resolution of a binned distribution."""
+    if spec.bins is None:
+        return ""
+    b, unit = spec.bins, UNIT_TEXT[spec.unit]
+    top = b.start + b.count * b.width
+    band = (f"{b.width:g}-minute bands" if spec.unit == "minutes"
+            else f"bands {b.width:g} {unit} wide")
+    return (f"Values are read from {band}, so they are accurate to about one band; values of "
+            f"{top:g} {unit} or more share one open-ended band and are shown as {top:g}.")
+
+
 def fmt_count(n: int | None) -> str:
     return "–" if n is None else f"{n:,}".replace(",", "\u202f")  # narrow no-break space
 
@@ -122,16 +147,19 @@ def _chart(spec: IndicatorSpec, rows: list[Row], columns: Sequence[str]) -> dict
     span = (hi - lo) or 1.0
 
     def x(v: float) -> float:
-        return round(LABEL_W + (min(max(v, lo), hi) - lo) / span * (CHART_W - LABEL_W - RIGHT_PAD), 1)
+        frac = (min(max(v, lo), hi) - lo) / span
+        return round(LABEL_W + frac * (CHART_W - LABEL_W - RIGHT_PAD), 1)
 
-    panels, y = [], 4
+    panels: list[dict[str, Any]] = []
+    y = 4
     for row in rows:
-        lines = []
+        lines: list[dict[str, Any]] = []
         for c in columns:
             for e in row.cells[c]:
                 f = e.figure
                 label = COUNTRY_NAMES.get(c, c) + (f" ({e.endpoint})" if e.endpoint else "")
-                line: dict[str, Any] = {"label": label, "country": c, "y": y + HEAD_H + len(lines) * ROW_H}
+                line: dict[str, Any] = {"label": label, "country": c,
+                                        "y": y + HEAD_H + len(lines) * ROW_H}
                 if f is not None and f.value is not None:
                     line.update(cx=x(f.value), lo=x(f.ci_low if f.ci_low is not None else f.value),
                                 hi=x(f.ci_high if f.ci_high is not None else f.value))
@@ -165,7 +193,8 @@ def build_sections(figures: Sequence[Figure], specs: Sequence[IndicatorSpec],
             for c in columns:
                 entries = row.cells[c]
                 # With several endpoints, keep only the ones this country actually reported.
-                filled = [e for e in entries if e.figure and (e.figure.denominator or e.figure.suppressed)]
+                filled = [e for e in entries
+                          if e.figure and (e.figure.denominator or e.figure.suppressed)]
                 row.cells[c] = filled or entries[:1] or [Entry(None)]
         found: dict[str, list[str]] = {}
         for f in mine:
@@ -174,7 +203,7 @@ def build_sections(figures: Sequence[Figure], specs: Sequence[IndicatorSpec],
         endpoints = [(", ".join(sorted(set(cs), key=country_key)), ep) for ep, cs in found.items()]
         row_list = list(rows.values())
         sections.append(Section(spec, measure_text(spec), row_list, endpoints,
-                                _chart(spec, row_list, columns)))
+                                _chart(spec, row_list, columns), bins_note(spec)))
     return sections
 
 
@@ -183,6 +212,7 @@ def _environment() -> jinja2.Environment:
                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     env.filters["value"] = fmt_value
     env.filters["count"] = fmt_count
+    env.filters["bare"] = fmt_bare
     return env
 
 

@@ -25,8 +25,6 @@ from node import submission as sub
 from node.config import NodeConfig, load_node_config
 from node.ingest import IngestReport, ingest
 
-_TASK = {"cache_policy": NO_CACHE, "persist_result": False}
-
 
 @dataclass(frozen=True)
 class NodeResult:
@@ -35,17 +33,17 @@ class NodeResult:
     receipt: dict[str, Any] | None
 
 
-@task(name="load-config", **_TASK)
+@task(name="load-config", cache_policy=NO_CACHE, persist_result=False)
 def load_config_task(path: Path) -> NodeConfig:
     return load_node_config(path)
 
 
-@task(name="load-specs", **_TASK)
+@task(name="load-specs", cache_policy=NO_CACHE, persist_result=False)
 def load_specs_task(cfg: NodeConfig) -> list[IndicatorSpec]:
     return load_specs(cfg.specs)
 
 
-@task(name="read-and-validate", **_TASK)
+@task(name="read-and-validate", cache_policy=NO_CACHE, persist_result=False)
 def read_task(cfg: NodeConfig) -> tuple[duckdb.DuckDBPyConnection, IngestReport]:
     holder: dict[str, IngestReport] = {}
 
@@ -63,7 +61,7 @@ def read_task(cfg: NodeConfig) -> tuple[duckdb.DuckDBPyConnection, IngestReport]
     return con, report
 
 
-@task(name="compute-indicators", **_TASK)
+@task(name="compute-indicators", cache_policy=NO_CACHE, persist_result=False)
 def compute_task(con: duckdb.DuckDBPyConnection, specs: list[IndicatorSpec],
                  threshold: int) -> list[IndicatorResult]:
     try:
@@ -72,7 +70,7 @@ def compute_task(con: duckdb.DuckDBPyConnection, specs: list[IndicatorSpec],
         con.close()
 
 
-@task(name="build-and-sign", **_TASK)
+@task(name="build-and-sign", cache_policy=NO_CACHE, persist_result=False)
 def sign_task(cfg: NodeConfig, report: IngestReport,
               results: list[IndicatorResult]) -> tuple[Submission, Path]:
     submission = sub.build_submission(cfg.country, cfg.year, cfg.disclosure_threshold,
@@ -84,7 +82,7 @@ def sign_task(cfg: NodeConfig, report: IngestReport,
     return submission, path
 
 
-@task(name="send-to-hub", **_TASK)
+@task(name="send-to-hub", cache_policy=NO_CACHE, persist_result=False)
 def send_task(path: Path, hub_url: str) -> dict[str, Any]:
     receipt = sub.post(path, hub_url)
     get_run_logger().info("hub receipt: %s", receipt)

@@ -74,8 +74,8 @@ def _typed_select(present: set[str]) -> str:
     types = model.duckdb_types()
     cols = []
     for col in model.columns():
-        src = f"TRY_CAST({col} AS {types[col]})" if col in present else f"CAST(NULL AS {types[col]})"
-        cols.append(f"{src} AS {col}")
+        source = col if col in present else "NULL"  # absent optional column: all NULL
+        cols.append(f"TRY_CAST({source} AS {types[col]}) AS {col}")
     return ", ".join(cols)
 
 

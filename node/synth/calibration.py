@@ -213,6 +213,11 @@ def get_country(code: str) -> Country:
         raise KeyError(f"unknown country {code!r}; valid: {', '.join(COUNTRIES)}") from None
 
 
+def calibration(code: str) -> Country:
+    """Alias of ``get_country`` (the name ``emsbench.demo`` uses)."""
+    return get_country(code)
+
+
 def country_index(code: str) -> int:
     """Stable index of a country, one of the seed components."""
     return list(COUNTRIES).index(get_country(code).code)

@@ -145,6 +145,11 @@ class Country:
     places: tuple[tuple[str, str, str, float], ...]  # (region, municipality, urbanicity, weight)
 
     @property
+    def yearly_missions(self) -> int:
+        """Default row count of a generated year (same as ``volume``)."""
+        return self.volume
+
+    @property
     def p_treated_arrest(self) -> float:
         """Probability that a mission is an EMS-treated cardiac arrest."""
         return self.ohca.incidence_per_100k * self.population / 100_000 / self.volume

@@ -9,7 +9,13 @@ import pytest
 from pydantic import ValidationError
 
 from emsbench.wire import (
-    SCHEMA_PATH, Cell, DataQuality, IndicatorResult, Period, Submission, json_schema_text,
+    SCHEMA_PATH,
+    Cell,
+    DataQuality,
+    IndicatorResult,
+    Period,
+    Submission,
+    json_schema_text,
 )
 
 

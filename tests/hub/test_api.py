@@ -65,7 +65,7 @@ class Hub:
                    threshold: int = 5, **indicator_overrides: Any) -> Submission:
         results = [IndicatorResult(
             spec_id=s.id, spec_version=s.version, spec_sha256=s.sha256, type="share",
-            strata=[], cells=[Cell(numerator=40, denominator=100)],
+            strata=[], cells=[Cell(numerator=40, denominator=100, counts=None, suppressed=False)],
         ).model_copy(update=indicator_overrides) for s in self.specs]
         return Submission(
             submission_id=sid, country=country, period=Period(year=2024),
@@ -177,6 +177,13 @@ def _spec_version_mismatch(hub: Hub) -> bytes:
     return dsse.envelope_bytes(hub.envelope(hub.submission(spec_version="0.9.0")))
 
 
+def _strata_differ_from_spec(hub: Hub) -> bytes:
+    return dsse.envelope_bytes(hub.envelope(hub.submission(
+        strata=["urbanicity"],
+        cells=[Cell(stratum={"urbanicity": "urban"}, numerator=1, denominator=2, counts=None,
+                    suppressed=False)])))
+
+
 def _wrong_payload_type(hub: Hub) -> bytes:
     return dsse.envelope_bytes(dsse.sign(hub.submission().to_bytes(), hub.keys["NO"],
                                          payload_type="text/plain"))
@@ -186,6 +193,7 @@ REJECTIONS = [
     (b"{not json", 400, "invalid_json"),
     (b"\xff\xfe\x00garbage", 400, "invalid_json"),
     (b"[1, 2]", 400, "invalid_envelope"),
+    (b"[" * 100_000 + b"]" * 100_000, 400, "invalid_json"),  # nesting bomb, not a 500
     (_wrong_payload_type, 400, "invalid_envelope"),
     (_tampered, 401, "bad_signature"),
     (_unsigned, 401, "unsigned"),
@@ -195,6 +203,7 @@ REJECTIONS = [
     (_unknown_spec, 422, "unknown_spec"),
     (_spec_hash_mismatch, 409, "spec_mismatch"),
     (_spec_version_mismatch, 409, "spec_mismatch"),
+    (_strata_differ_from_spec, 422, "invalid_payload"),
 ]
 
 

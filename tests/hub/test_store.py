@@ -10,6 +10,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ def make_submission(sid: str = "NO-2024-0001", country: str = "NO", year: int = 
         data_quality=DataQuality(rows_read=10, rows_accepted=9), indicators=[])
 
 
-def accept(store: Store, sub: Submission) -> tuple[dict[str, object], bool]:
+def accept(store: Store, sub: Submission) -> tuple[dict[str, Any], bool]:
     payload = sub.to_bytes()
     envelope = json.dumps({"payload": "stand-in for the DSSE envelope", "id": sub.submission_id})
     return store.accept(envelope, payload, sub, keyid="k" * 64, remote="10.0.0.1")
@@ -44,7 +45,7 @@ def test_accept_returns_receipt_and_stores(store: Store) -> None:
     assert created is True
     assert receipt["status"] == "accepted"
     assert receipt["payload_sha256"] == hashlib.sha256(sub.to_bytes()).hexdigest()
-    assert receipt["received_at"].endswith("+00:00")  # type: ignore[union-attr]
+    assert receipt["received_at"].endswith("+00:00")
     assert store.count_submissions() == 1
     assert store.receipt(sub.submission_id) == receipt
     [entry] = store.audit_entries()

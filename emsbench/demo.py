@@ -1,0 +1,147 @@
+"""The demo federation: six countries, one hub, one report, on this machine.
+
+Everything a real deployment has, in one folder: each country gets a key pair, a
+synthetic data file and a ``node.toml``; the hub gets a trust registry of the six public
+keys and a ``hub.toml``. The hub runs as a separate process on loopback (the real HTTP
+API), the six node flows run one after another in this process (one embedded Prefect
+server for all six), then the report and the export are written from the hub's database.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+COUNTRIES = ("NO", "SE", "DK", "FI", "IS", "US")
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    report: Path
+    export: Path
+    submissions: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_hub_config(directory: Path, port: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "hub.toml"
+    path.write_text(f'[hub]\nhost = "127.0.0.1"\nport = {port}\ndatabase = "hub.duckdb"\n'
+                    'trust_registry = "trust.toml"\n', encoding="utf-8")
+    return path
+
+
+def start_hub(config: Path, port: int, log: Path, timeout: float = 60.0) -> subprocess.Popen[bytes]:
+    """Start ``emsbench hub serve`` in its own process; return once /v1/health answers."""
+    out = log.open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "emsbench.cli", "hub", "serve", "--config",
+                             str(config)], stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the hub exited with status {proc.returncode}; see {log}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError(f"the hub did not answer within {timeout:.0f} s; see {log}")
+
+
+def stop_hub(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def setup_country(out: Path, country: str, year: int, rows: int, hub_url: str,
+                  threshold: int, seed: int, say: Callable[[str], None]) -> tuple[Path, str]:
+    """Key pair, synthetic data and node.toml for one country; returns (config, public key)."""
+    from node.config import NodeConfig, write_node_config
+    from node.keys import keygen
+    from node.synth.generator import generate
+
+    node_dir = out / "nodes" / country
+    node_dir.mkdir(parents=True, exist_ok=True)
+    key = node_dir / f"{country}.pem"
+    if key.exists():  # a rerun in the same folder makes a fresh identity
+        key.unlink()
+    _, pub = keygen(key)
+    data = node_dir / f"{country}-{year}.parquet"
+    started = time.monotonic()
+    generate(country, year, data, rows=rows, seed=seed)
+    say(f"  {country}: {rows:,} synthetic missions in {time.monotonic() - started:.1f} s")
+    cfg = NodeConfig(country=country, year=year, data=Path(data.name), key=Path(key.name),
+                     outbox=Path("outbox"), hub_url=hub_url, disclosure_threshold=threshold)
+    config = node_dir / "node.toml"
+    write_node_config(config, cfg)
+    return config, pub
+
+
+def country_rows(country: str, scale: float) -> int:
+    from node.synth.calibration import calibration
+
+    return max(200, round(calibration(country).yearly_missions * scale))
+
+
+def run_demo(out: Path, year: int = 2025, scale: float = 0.02, threshold: int = 5,
+             seed: int = 2025, say: Callable[[str], None] = print) -> DemoResult:
+    from hub.report import build_report, export_csv
+    from hub.store import Store
+    from hub.trust import write_registry
+    from node.flow import run_node
+
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    hub_config = write_hub_config(out / "hub", port)
+    hub_url = f"http://127.0.0.1:{port}"
+    say(f"[1/4] keys, synthetic data and node configs for {', '.join(COUNTRIES)} "
+        f"(scale {scale})")
+    configs, keys = {}, {}
+    for country in COUNTRIES:
+        configs[country], pub = setup_country(out, country, year, country_rows(country, scale),
+                                              hub_url, threshold, seed, say)
+        keys[country] = [pub]
+    write_registry(out / "hub" / "trust.toml", keys)
+    db = out / "hub" / "hub.duckdb"
+    for stale in (db, db.with_suffix(".duckdb.wal")):
+        stale.unlink(missing_ok=True)
+    say(f"[2/4] starting the hub on {hub_url} (log: {out / 'hub' / 'hub.log'})")
+    proc = start_hub(hub_config, port, out / "hub" / "hub.log")
+    try:
+        say("[3/4] running the six node flows")
+        for country in COUNTRIES:
+            started = time.monotonic()
+            result = run_node(configs[country])
+            say(f"  {country}: submission {result.submission.submission_id} accepted "
+                f"({time.monotonic() - started:.1f} s)")
+    finally:
+        stop_hub(proc)
+    say("[4/4] merging and writing the report")
+    store = Store(db)
+    report = build_report(store, year, out / "report")
+    export = export_csv(store, year, out / "results.csv")
+    return DemoResult(report=report, export=export, submissions=len(store.latest_submissions(year)))
+
+
+def quiet_prefect() -> None:
+    """Keep the demo's console readable: Prefect logs warnings only, to the console."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
