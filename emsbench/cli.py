@@ -7,6 +7,7 @@ modules only when its command runs, so ``emsbench --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Nodes run on closed networks: the embedded Prefect server must not try to phone home
+    # (it would log a failed-telemetry error on every run).
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -101,7 +101,7 @@ def country_rows(country: str, scale: float) -> int:
     return max(200, round(calibration(country).yearly_missions * scale))
 
 
-def run_demo(out: Path, year: int = 2025, scale: float = 0.02, threshold: int = 5,
+def run_demo(out: Path, year: int = 2025, scale: float = 0.1, threshold: int = 5,
              seed: int = 2025, say: Callable[[str], None] = print) -> DemoResult:
     from hub.report import build_report, export_csv
     from hub.store import Store

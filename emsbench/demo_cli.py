@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="federate six countries on synthetic data, end to end")
     p.add_argument("--out", default="demo-out", help="folder for everything the demo makes")
     p.add_argument("--year", type=int, default=2025)
-    p.add_argument("--scale", type=float, default=0.02,
+    p.add_argument("--scale", type=float, default=0.1,
                    help="share of each country's yearly mission volume to generate")
     p.add_argument("--threshold", type=int, default=5, help="disclosure threshold of the nodes")
     p.add_argument("--seed", type=int, default=2025)

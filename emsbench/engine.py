@@ -3,7 +3,7 @@
 The engine writes the SQL around the spec's expressions, so a spec can only choose *which*
 rows count and *what* value is binned; the shape of what comes out (strata, counts, fixed
 bins) is fixed here. Results are additive: share cells carry numerator and denominator,
-distribution cells carry per-bin counts, so the hub merges countries by adding.
+distribution cells carry per-bin counts (as runs), so the hub merges countries by adding.
 """
 
 from __future__ import annotations
@@ -63,21 +63,22 @@ def compute(con: duckdb.DuckDBPyConnection, spec: IndicatorSpec,
                               denominator=int(r[k]), numerator=int(r[k + 1])))  # type: ignore[call-overload]
     else:
         assert spec.bins is not None
-        hist: dict[tuple[str, ...], list[int | None]] = {}
+        # One run per non-empty bin; disclosure control may later join runs.
+        hist: dict[tuple[str, ...], list[tuple[int, int, int]]] = {}
         for r in rows:
-            key = tuple(map(str, r[:k]))
-            counts = hist.setdefault(key, [0] * spec.bins.n_bins)
-            counts[int(r[k])] = int(r[k + 1])  # type: ignore[call-overload]
-        cells = [Cell(stratum=dict(zip(spec.strata, key, strict=True)), counts=c)
-                 for key, c in hist.items()]
+            b, n = int(r[k]), int(r[k + 1])  # type: ignore[call-overload]
+            hist.setdefault(tuple(map(str, r[:k])), []).append((b, b, n))
+        cells = [Cell(stratum=dict(zip(spec.strata, key, strict=True)), bins=sorted(runs))
+                 for key, runs in hist.items()]
     cells.sort(key=lambda c: tuple(c.stratum.get(s, "") for s in spec.strata))
     return IndicatorResult(spec_id=spec.id, spec_version=spec.version, spec_sha256=spec.sha256,
                            type=spec.type, strata=list(spec.strata), cells=cells)
 
 
-def sparse_bins(counts: list[int | None]) -> dict[int, int]:
-    """Non-zero bins as index → count (how spec test cases write histograms)."""
-    return {i: c for i, c in enumerate(counts) if c}
+def sparse_bins(runs: list[tuple[int, int, int]]) -> dict[int, int]:
+    """Single-bin runs as bin index → count (how spec test cases write histograms)."""
+    assert all(first == last for first, last, _ in runs), "runs were coarsened"
+    return {first: count for first, _, count in runs}
 
 
 def cell_summary(result: IndicatorResult) -> list[dict[str, Any]]:
@@ -89,5 +90,5 @@ def cell_summary(result: IndicatorResult) -> list[dict[str, Any]]:
                         "denominator": c.denominator, "bins": None})
         else:
             out.append({"stratum": c.stratum, "numerator": None, "denominator": None,
-                        "bins": sparse_bins(c.counts or [])})
+                        "bins": sparse_bins(c.bins or [])})
     return out

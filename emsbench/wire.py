@@ -21,6 +21,7 @@ WIRE_VERSION = "1"
 SCHEMA_PATH = Path(__file__).parent / "schema" / "submission-v1.json"
 
 Count = int | None
+BinRun = tuple[int, int, int]
 
 
 class _Strict(BaseModel):
@@ -34,10 +35,12 @@ class Cell(_Strict):
         default_factory=dict, description="Stratum key → value; empty for the whole country")
     numerator: Count = Field(None, ge=0, description="Share indicators: cases in the numerator")
     denominator: Count = Field(None, ge=0, description="Share indicators: population size")
-    counts: list[Count] | None = Field(
-        None, description="Distribution indicators: count per fixed bin of the spec, the last "
-                          "bin open-ended; null where the bin count was withheld")
-    suppressed: bool = Field(False, description="Some count in this cell was withheld")
+    bins: list[BinRun] | None = Field(
+        None, description="Distribution indicators: runs [first_bin, last_bin, count] over the "
+                          "spec's fixed bins (the last bin open-ended), ascending and disjoint. "
+                          "A run wider than one bin is a coarsened span: disclosure control "
+                          "joined neighbouring bins until the count reached the threshold")
+    suppressed: bool = Field(False, description="The cell was withheld (counts are null)")
 
 
 class IndicatorResult(_Strict):
@@ -54,11 +57,22 @@ class IndicatorResult(_Strict):
             if set(cell.stratum) != set(self.strata):
                 raise ValueError(f"{self.spec_id}: cell stratum keys {sorted(cell.stratum)} "
                                  f"differ from strata {self.strata}")
-            if self.type == "share" and cell.counts is not None:
-                raise ValueError(f"{self.spec_id}: a share cell carries no bin counts")
-            if self.type == "distribution" and cell.counts is None:
-                raise ValueError(f"{self.spec_id}: a distribution cell needs bin counts")
+            if self.type == "share" and cell.bins is not None:
+                raise ValueError(f"{self.spec_id}: a share cell carries no bins")
+            if self.type == "distribution":
+                if cell.bins is None and not cell.suppressed:
+                    raise ValueError(f"{self.spec_id}: a distribution cell needs bins")
+                _check_runs(self.spec_id, cell.bins or [])
         return self
+
+
+def _check_runs(spec_id: str, runs: list[BinRun]) -> None:
+    previous = -1
+    for first, last, count in runs:
+        if not previous < first <= last or count < 0:
+            raise ValueError(f"{spec_id}: bin runs must be ascending, disjoint [first, last, "
+                             f"count] with count >= 0; got {[first, last, count]}")
+        previous = last
 
 
 class DataQuality(_Strict):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from emsbench.specs import IndicatorSpec
 from emsbench.wire import Cell, IndicatorResult, Submission
-from hub.stats import histogram_quantile, quantile_interval, wilson_interval
+from hub.stats import histogram_quantile, quantile_interval, spread_runs, wilson_interval
 
 NORDIC = "NORDIC"
 NORDIC_COUNTRIES = ("NO", "SE", "DK", "FI", "IS")
@@ -87,7 +87,8 @@ class _Tally:
 
     numerator: int = 0
     denominator: int = 0
-    counts: list[int] | None = None
+    counts: list[float] | None = None
+    n: int = 0
     suppressed: bool = False
     n_countries: int = 0
     has_cell: bool = False
@@ -105,12 +106,15 @@ class _Tally:
                 self.denominator += cell.denominator
                 self.n_countries += cell.denominator > 0
             return
-        raw = cell.counts or []
-        self.suppressed |= cell.suppressed or any(c is None for c in raw)
-        released = [c or 0 for c in raw]
-        self.counts = [a + b for a, b in zip(self.counts or [0] * len(released), released,
+        assert spec.bins is not None
+        self.suppressed |= cell.suppressed or cell.bins is None
+        runs = cell.bins or []
+        released = spread_runs(runs, spec.bins.n_bins)
+        self.counts = [a + b for a, b in zip(self.counts or [0.0] * len(released), released,
                                              strict=True)]
-        self.n_countries += sum(released) > 0
+        cases = sum(count for _, _, count in runs)
+        self.n += cases
+        self.n_countries += cases > 0
 
 
 def _figure(spec: IndicatorSpec, country: str, year: int, stratum: str, t: _Tally,
@@ -128,8 +132,8 @@ def _figure(spec: IndicatorSpec, country: str, year: int, stratum: str, t: _Tall
             lo, hi = (scale * b for b in wilson_interval(numerator, denominator))
     else:
         assert spec.bins is not None and spec.quantile is not None
-        counts = t.counts or [0] * spec.bins.n_bins
-        denominator = sum(counts)
+        counts = t.counts or [0.0] * spec.bins.n_bins
+        denominator = t.n
         if denominator:
             b, q = spec.bins, spec.quantile
             value = histogram_quantile(counts, b.start, b.width, q)
@@ -151,10 +155,11 @@ def _result_for(sub: Submission, spec: IndicatorSpec) -> IndicatorResult | None:
         if spec.type == "distribution":
             assert spec.bins is not None
             for cell in result.cells:
-                if cell.counts is not None and len(cell.counts) != spec.bins.n_bins:
+                beyond = [r for r in cell.bins or [] if r[1] >= spec.bins.n_bins]
+                if beyond:
                     raise SpecMismatchError(
-                        f"{sub.country}: {spec.id} cell has {len(cell.counts)} bins, "
-                        f"the spec defines {spec.bins.n_bins}")
+                        f"{sub.country}: {spec.id} cell has bins {beyond} beyond the "
+                        f"spec's {spec.bins.n_bins}")
         return result
     return None
 

@@ -34,7 +34,7 @@ def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def value_at_rank(counts: Sequence[int], start: float, width: float, rank: float) -> float:
+def value_at_rank(counts: Sequence[float], start: float, width: float, rank: float) -> float:
     """The histogram value at a (fractional) rank, by linear interpolation within a bin.
 
     Bins are ``[start + i·width, start + (i+1)·width)`` for every bin but the last, which
@@ -53,7 +53,7 @@ def value_at_rank(counts: Sequence[int], start: float, width: float, rank: float
     if n <= 0:
         raise ValueError("the histogram is empty")
     r = min(max(rank, 0.0), float(n))
-    cum_before = 0
+    cum_before = 0.0
     last = len(counts) - 1
     for i, c in enumerate(counts):
         if c < 0:
@@ -67,7 +67,7 @@ def value_at_rank(counts: Sequence[int], start: float, width: float, rank: float
     raise AssertionError("unreachable: the cumulative count reaches n")  # pragma: no cover
 
 
-def histogram_quantile(counts: Sequence[int], edges_start: float, width: float,
+def histogram_quantile(counts: Sequence[float], edges_start: float, width: float,
                        q: float) -> float:
     """The q-quantile of a fixed-bin histogram: ``value_at_rank`` at rank r = q·n.
 
@@ -80,7 +80,7 @@ def histogram_quantile(counts: Sequence[int], edges_start: float, width: float,
     return value_at_rank(counts, edges_start, width, q * sum(counts))
 
 
-def quantile_rank_bounds(n: int, q: float, z: float = Z95) -> tuple[float, float]:
+def quantile_rank_bounds(n: float, q: float, z: float = Z95) -> tuple[float, float]:
     """Ranks n·q ∓ z·sqrt(n·q·(1−q)) clipped to [0, n].
 
     The number of observations below the true q-quantile is Binomial(n, q); its normal
@@ -92,7 +92,7 @@ def quantile_rank_bounds(n: int, q: float, z: float = Z95) -> tuple[float, float
     return max(0.0, centre - half), min(float(n), centre + half)
 
 
-def quantile_interval(counts: Sequence[int], start: float, width: float, q: float,
+def quantile_interval(counts: Sequence[float], start: float, width: float, q: float,
                       z: float = Z95) -> tuple[float, float]:
     """Distribution-free confidence interval for the q-quantile of a binned sample.
 
@@ -104,3 +104,18 @@ def quantile_interval(counts: Sequence[int], start: float, width: float, q: floa
     lo_rank, hi_rank = quantile_rank_bounds(sum(counts), q, z)
     return (value_at_rank(counts, start, width, lo_rank),
             value_at_rank(counts, start, width, hi_rank))
+
+
+def spread_runs(runs: Sequence[tuple[int, int, int]], n_bins: int) -> list[float]:
+    """Per-bin counts from runs ``(first, last, count)``, a run's count spread evenly.
+
+    A run of one bin gives its exact count; a coarsened run (several bins joined by the
+    node's disclosure control) is treated as one wide bin, which is what linear
+    interpolation inside it then assumes anyway.
+    """
+    counts = [0.0] * n_bins
+    for first, last, count in runs:
+        share = count / (last - first + 1)
+        for i in range(first, last + 1):
+            counts[i] += share
+    return counts

@@ -31,8 +31,9 @@ def _submission() -> Submission:
                             type="share", strata=[], cells=[Cell(numerator=5, denominator=9)]),
             IndicatorResult(spec_id="RESP-MED", spec_version="1.0.0", spec_sha256="b" * 64,
                             type="distribution", strata=["urgency_level"],
-                            cells=[Cell(stratum={"urgency_level": "U1"}, counts=[0, None, 7],
-                                        suppressed=True)]),
+                            cells=[Cell(stratum={"urgency_level": "U1"},
+                                        bins=[(0, 1, 7), (5, 5, 9)]),
+                                   Cell(stratum={"urgency_level": "U2"}, suppressed=True)]),
         ])
 
 
@@ -65,6 +66,9 @@ def test_cells_must_match_their_indicator() -> None:
     with pytest.raises(ValidationError, match="stratum keys"):
         IndicatorResult(spec_id="X", spec_version="1.0.0", spec_sha256="c" * 64, type="share",
                         strata=["urbanicity"], cells=[Cell(numerator=1, denominator=2)])
-    with pytest.raises(ValidationError, match="needs bin counts"):
+    with pytest.raises(ValidationError, match="needs bins"):
         IndicatorResult(spec_id="X", spec_version="1.0.0", spec_sha256="c" * 64,
                         type="distribution", strata=[], cells=[Cell(numerator=1)])
+    with pytest.raises(ValidationError, match="ascending, disjoint"):
+        IndicatorResult(spec_id="X", spec_version="1.0.0", spec_sha256="c" * 64,
+                        type="distribution", strata=[], cells=[Cell(bins=[(2, 4, 5), (4, 6, 5)])])

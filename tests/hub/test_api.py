@@ -65,7 +65,7 @@ class Hub:
                    threshold: int = 5, **indicator_overrides: Any) -> Submission:
         results = [IndicatorResult(
             spec_id=s.id, spec_version=s.version, spec_sha256=s.sha256, type="share",
-            strata=[], cells=[Cell(numerator=40, denominator=100, counts=None, suppressed=False)],
+            strata=[], cells=[Cell(numerator=40, denominator=100, suppressed=False)],
         ).model_copy(update=indicator_overrides) for s in self.specs]
         return Submission(
             submission_id=sid, country=country, period=Period(year=2024),
@@ -180,7 +180,7 @@ def _spec_version_mismatch(hub: Hub) -> bytes:
 def _strata_differ_from_spec(hub: Hub) -> bytes:
     return dsse.envelope_bytes(hub.envelope(hub.submission(
         strata=["urbanicity"],
-        cells=[Cell(stratum={"urbanicity": "urban"}, numerator=1, denominator=2, counts=None,
+        cells=[Cell(stratum={"urbanicity": "urban"}, numerator=1, denominator=2,
                     suppressed=False)])))
 
 

@@ -39,10 +39,16 @@ def share(spec: IndicatorSpec, cells: list[Cell]) -> IndicatorResult:
                            type="share", strata=list(spec.strata), cells=cells)
 
 
-def dist(spec: IndicatorSpec, counts: list[int | None]) -> IndicatorResult:
+def dist(spec: IndicatorSpec, runs: list[tuple[int, int, int]] | None) -> IndicatorResult:
+    """A distribution result with one cell: bin runs, or None for a withheld cell."""
     return IndicatorResult(spec_id=spec.id, spec_version=spec.version, spec_sha256=spec.sha256,
                            type="distribution", strata=[],
-                           cells=[Cell(counts=counts, suppressed=None in counts)])
+                           cells=[Cell(bins=runs, suppressed=runs is None)])
+
+
+def single(counts: list[int]) -> list[tuple[int, int, int]]:
+    """Uncoarsened runs: one per non-empty bin."""
+    return [(i, i, c) for i, c in enumerate(counts) if c]
 
 
 def sub(country: str, results: list[IndicatorResult], year: int = YEAR) -> Submission:
@@ -63,10 +69,13 @@ def cell(urgency: str, num: int | None, den: int | None) -> Cell:
 def figures() -> list[Figure]:
     s, d = share_spec(), dist_spec()
     subs = [
-        sub("NO", [share(s, [cell("A", 30, 100), cell("B", 10, 50)]), dist(d, [1, 4, 3, 2, 0])]),
+        sub("NO", [share(s, [cell("A", 30, 100), cell("B", 10, 50)]),
+                   dist(d, single([1, 4, 3, 2, 0]))]),
+        # Sweden's histogram was coarsened by its node into two runs of two bins each.
         sub("SE", [share(s, [cell("A", 45, 150), cell("B", None, None)]),
-                   dist(d, [None, 2, 5, 1, None])]),
-        sub("US", [share(s, [cell("A", 500, 1000), cell("C", 7, 20)]), dist(d, [0, 0, 1, 9, 90])]),
+                   dist(d, [(0, 1, 6), (2, 3, 6)])]),
+        sub("US", [share(s, [cell("A", 500, 1000), cell("C", 7, 20)]),
+                   dist(d, single([0, 0, 1, 9, 90]))]),
     ]
     return merge(subs, [s, d], YEAR)
 
@@ -118,18 +127,27 @@ def test_missing_stratum_gives_zero_counts_not_suppressed(figures: list[Figure])
 
 def test_distribution_pool_adds_released_bins(figures: list[Figure]) -> None:
     pooled = pick(figures, "RT-P90", "NORDIC")
-    # NO [1,4,3,2,0] + SE [–,2,5,1,–] = [1,6,8,3,0]; n = 18; median rank 9 lies in bin 2
-    # (cumulative 7 before it): 4 + (9 − 7)/8 · 2 = 4.5 minutes.
-    assert pooled.denominator == 18 and pooled.numerator is None
-    assert pooled.value == pytest.approx(4.5)
-    assert pooled.suppressed and pooled.n_countries == 2
+    # NO [1,4,3,2,0] + SE runs spread evenly [3,3,3,3,0] = [4,7,6,5,0]; n = 22; the median
+    # rank 11 is reached in bin 1 (cumulative 4 before it): 2 + (11 − 4)/7 · 2 = 4.0 minutes.
+    assert pooled.denominator == 22 and pooled.numerator is None
+    assert pooled.value == pytest.approx(4.0)
+    assert not pooled.suppressed and pooled.n_countries == 2
     assert None not in (pooled.value, pooled.ci_low, pooled.ci_high)
     assert pooled.ci_low <= pooled.value <= pooled.ci_high  # type: ignore[operator]
     se = pick(figures, "RT-P90", "SE")
-    assert se.suppressed and se.denominator == 8
-    assert se.value == pytest.approx(histogram_quantile([0, 2, 5, 1, 0], 0, 2, 0.5))
+    assert not se.suppressed and se.denominator == 12
+    assert se.value == pytest.approx(histogram_quantile([3, 3, 3, 3, 0], 0, 2, 0.5))
     # the US median falls in the open last bin: its lower edge, 8 minutes
     assert pick(figures, "RT-P90", "US").value == 8.0
+
+
+def test_withheld_distribution_cell_flags_the_pool() -> None:
+    d = dist_spec()
+    figs = merge([sub("NO", [dist(d, single([1, 4, 3, 2, 0]))]), sub("IS", [dist(d, None)])],
+                 [d], YEAR)
+    iceland, pooled = pick(figs, "RT-P90", "IS"), pick(figs, "RT-P90", "NORDIC")
+    assert iceland.suppressed and iceland.value is None and iceland.denominator == 0
+    assert pooled.suppressed and pooled.denominator == 10 and pooled.n_countries == 1
 
 
 def test_order_is_indicator_stratum_country(figures: list[Figure]) -> None:

@@ -19,6 +19,7 @@ from emsbench.specs import Bins, ExpectedCell, IndicatorSpec, SpecTestCase
 from emsbench.wire import Cell, DataQuality, IndicatorResult, Period, Submission
 from hub.merge import data_quality_rows, merge
 from hub.report import build_report, export_csv, write_report
+from node.disclosure import coarsen
 
 YEAR = 2025
 NORDIC = ("NO", "SE", "DK", "FI", "IS")
@@ -59,8 +60,8 @@ def _share(num: int, den: int, threshold: int = 5, **stratum: str) -> Cell:
 def _times(rng: np.random.Generator, n: int, median: float, threshold: int = 5) -> Cell:
     counts = np.bincount(np.minimum(rng.lognormal(np.log(median), 0.45, n).astype(int), 60),
                          minlength=61).tolist()
-    shown: list[int | None] = [None if 0 < c < threshold else c for c in counts]
-    return Cell(counts=shown, suppressed=None in shown)
+    runs = coarsen([(i, i, c) for i, c in enumerate(counts) if c], threshold)
+    return Cell(bins=runs, suppressed=runs is None)
 
 
 def fixture_submissions(specs: list[IndicatorSpec]) -> list[Submission]:

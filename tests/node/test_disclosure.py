@@ -20,13 +20,24 @@ def test_share_cell_with_small_numerator_denominator_or_complement_is_withheld()
                    (20, 50, False), (0, 50, False), (0, 0, False)]
 
 
-def test_histogram_withholds_only_small_bins() -> None:
-    res = IndicatorResult(spec_id="X", spec_version="1.0.0", spec_sha256=SHA,
-                          type="distribution", strata=[],
-                          cells=[Cell(counts=[0, 4, 5, 100, 1]), Cell(counts=[7, 0, 9])])
-    out = protect(res, 5)
-    assert out.cells[0].counts == [0, None, 5, 100, None] and out.cells[0].suppressed
-    assert out.cells[1].counts == [7, 0, 9] and not out.cells[1].suppressed
+def _dist(*cells: list[tuple[int, int, int]]) -> IndicatorResult:
+    return IndicatorResult(spec_id="X", spec_version="1.0.0", spec_sha256=SHA,
+                           type="distribution", strata=[], cells=[Cell(bins=c) for c in cells])
+
+
+def test_histogram_joins_small_bins_into_runs_and_keeps_the_total() -> None:
+    out = protect(_dist([(1, 1, 4), (2, 2, 5), (3, 3, 100), (7, 7, 1)],
+                        [(0, 0, 7), (2, 2, 9)]), 5)
+    # 4 joins 5 (9); 100 stands; the tail 1 joins the run before it.
+    assert out.cells[0].bins == [(1, 2, 9), (3, 7, 101)] and not out.cells[0].suppressed
+    assert out.cells[1].bins == [(0, 0, 7), (2, 2, 9)]
+    for cell in out.cells:
+        assert all(count >= 5 for _, _, count in cell.bins or [])
+
+
+def test_histogram_with_fewer_cases_than_the_threshold_is_withheld() -> None:
+    out = protect(_dist([(3, 3, 2), (9, 9, 2)]), 5)
+    assert out.cells[0].bins is None and out.cells[0].suppressed
 
 
 def test_threshold_one_releases_everything_and_counts_are_protected_too() -> None:
