@@ -162,6 +162,10 @@ def _semantic_stage(path: Path, spec: IndicatorSpec, con: duckdb.DuckDBPyConnect
             continue
         try:
             con.execute(f"SELECT ({expr}) FROM missions LIMIT 0").fetchall()
+        except duckdb.PermissionException as exc:
+            first = str(exc).splitlines()[0]
+            p.append(f"{where}: {name} is refused by the sandbox (spec SQL may not touch "
+                     f"files, network or extensions): {first}")
         except duckdb.Error as exc:
             first = str(exc).splitlines()[0]
             p.append(f"{where}: {name} does not run on the common model: {first}")

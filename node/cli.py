@@ -12,11 +12,15 @@ from emsbench.cli import CommandError
 def _run(args: argparse.Namespace) -> int:
     from emsbench.sandbox import SandboxError
     from emsbench.specs import SpecError
-    from node.flow import run_node
+    from node.config import load_node_config
     from node.ingest import InputError
     from node.submission import DeliveryError
 
     try:
+        # Check the config before Prefect starts: a typo should not cost a server start-up.
+        load_node_config(Path(args.config))
+        from node.flow import run_node
+
         result = run_node(Path(args.config))
     except (ValueError, InputError, SpecError, SandboxError, DeliveryError) as exc:
         raise CommandError(str(exc)) from exc

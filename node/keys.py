@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+
 from emsbench import dsse
 
 
 def keygen(private_path: Path) -> tuple[Path, str]:
-    """Write a new Ed25519 private key (PEM) and ``<name>.pub`` (base64 raw public key).
+    """Write a new Ed25519 private key (PEM), ``<name>.pub`` (base64 raw public key, for the
+    hub's trust registry) and ``<name>.pub.pem`` (the public key as PEM).
 
     Refuses to overwrite an existing key so a node cannot lose its identity by accident.
     """
@@ -19,4 +22,8 @@ def keygen(private_path: Path) -> tuple[Path, str]:
     pub = dsse.public_key_b64(key.public_key)
     pub_path = private_path.with_suffix(".pub")
     pub_path.write_text(pub + "\n", encoding="utf-8")
+    # The same public key as PEM, for verifying envelopes with OpenSSL or other tools.
+    pem = key.public_key.public_bytes(serialization.Encoding.PEM,
+                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+    private_path.with_suffix(".pub.pem").write_bytes(pem)
     return pub_path, pub
