@@ -34,28 +34,26 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(args: argparse.Namespace) -> int:
-    from hub.report import build_report
+def _write(args: argparse.Namespace, what: str) -> int:
+    """Merge the year's latest submissions and write the report or the CSV export."""
+    from hub.report import build_report, export_csv
 
+    writer = build_report if what == "report" else export_csv
     store, specs = _store(args)
     try:
-        path = build_report(store, args.year, Path(args.out), spec_dir=specs)
+        path = writer(store, args.year, Path(args.out), spec_dir=specs)
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
-    print(f"report written to {path}")
+    print(f"{what} written to {path}")
     return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    return _write(args, "report")
 
 
 def _export(args: argparse.Namespace) -> int:
-    from hub.report import export_csv
-
-    store, specs = _store(args)
-    try:
-        path = export_csv(store, args.year, Path(args.out), spec_dir=specs)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from exc
-    print(f"figures written to {path}")
-    return 0
+    return _write(args, "export")
 
 
 def register(sub: Any) -> None:

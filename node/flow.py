@@ -58,6 +58,9 @@ def read_task(cfg: NodeConfig) -> tuple[duckdb.DuckDBPyConnection, IngestReport]
     if report.missing_optional_columns:
         log.warning("columns absent from the input (treated as empty): %s",
                     ", ".join(report.missing_optional_columns))
+    if report.ignored_columns:
+        log.warning("columns not in the common model (ignored): %s",
+                    ", ".join(report.ignored_columns))
     return con, report
 
 

@@ -7,7 +7,6 @@ resend it (the hub answers an identical resubmission with the same receipt).
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,7 +86,3 @@ def summary(submission: Submission) -> str:
         withheld = sum(c.suppressed for c in r.cells)
         lines.append(f"{r.spec_id} v{r.spec_version}: {len(r.cells)} cells, {withheld} withheld")
     return "\n".join(lines)
-
-
-def payload_size(submission: Submission) -> int:
-    return len(json.dumps(submission.model_dump(mode="json")))
