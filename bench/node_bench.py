@@ -6,7 +6,8 @@ Three figures, each measured in a fresh child process so peak RSS is that step's
 
 - ``node``: what ``emsbench node run`` does between reading the file and signing:
   validation of every row against the common model, loading the typed table into the
-  sandbox, and all indicator specs with disclosure control;
+  sandbox's working database (a temporary file), and all indicator specs with disclosure
+  control;
 - ``bare duckdb``: the same aggregate queries run straight on the Parquet file by one
   unlocked DuckDB connection, with no validation (the floor for this work);
 - ``synth``: generating the file, for scale.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -29,14 +30,15 @@ from node.synth.generator import generate
 generate("US", 2025, PATH, rows=ROWS, seed=7)
 """,
     "node": """
-from emsbench.sandbox import open_sandbox
+import tempfile
 from emsbench.specs import load_specs
-from node.ingest import ingest
+from node.ingest import open_missions
 from node.submission import compute_all
-box = {}
-con = open_sandbox(lambda c: box.setdefault("r", ingest(c, PATH, 2025)))
-results = compute_all(con, load_specs(), 5)
-print("cells", sum(len(r.cells) for r in results), "accepted", box["r"].rows_accepted)
+with tempfile.TemporaryDirectory() as workdir:
+    con, report = open_missions(PATH, 2025, Path(workdir))
+    results = compute_all(con, load_specs(), 5)
+    con.close()
+print("cells", sum(len(r.cells) for r in results), "accepted", report.rows_accepted)
 """,
     "bare duckdb": """
 import duckdb
@@ -89,7 +91,7 @@ def main() -> int:
                          "wall": round(time.perf_counter() - started, 2), "note": out}
     size = path.stat().st_size / 2**20
     print(f"\n{args.rows:,} synthetic US rows ({size:,.0f} MiB Parquet), "
-          f"{resource.getpagesize()}-byte pages")
+          f"{os.cpu_count()} cores")
     print(f"{'step':<12} {'seconds':>9} {'peak MiB':>9}  note")
     for step, f in figures.items():
         print(f"{step:<12} {f['seconds']:>9.2f} {f['peak_rss_mib']:>9}  {f['note']}")

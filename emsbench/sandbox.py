@@ -9,6 +9,7 @@ anywhere; the only way out of the node is the aggregate the engine reads back.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -25,13 +26,22 @@ def _empty_missions() -> pa.Table:
 
 
 def open_sandbox(load: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
-                 *, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+                 *, threads: int | None = None, database: Path | None = None
+                 ) -> duckdb.DuckDBPyConnection:
     """Open a connection, let ``load`` create table ``missions``, then lock it down.
 
     ``load`` runs before the lock, so it may read the node's input file; without it an empty
     ``missions`` table with the model's columns is created (for checking specs).
+    ``database`` is a file for the working data (the caller deletes it afterwards): DuckDB
+    then keeps only what it works on in memory, so memory does not grow with the rows.
     """
-    con = duckdb.connect(":memory:")
+    con = duckdb.connect(str(database) if database else ":memory:")
+    if database:
+        # The file is scratch space thrown away after the run: writing a checkpoint of the
+        # whole table on close would double the I/O and the memory for nothing.
+        con.execute("PRAGMA disable_checkpoint_on_shutdown")
+        con.execute("SET checkpoint_threshold = '1TB'")
+    con.execute("SET enable_progress_bar = false")
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
     if threads:

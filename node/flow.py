@@ -9,6 +9,7 @@ embedded server; with it, the runs appear in that server's UI.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,11 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.settings import temporary_settings
 
-from emsbench.sandbox import open_sandbox
 from emsbench.specs import IndicatorSpec, load_specs
 from emsbench.wire import IndicatorResult, Submission
 from node import submission as sub
 from node.config import NodeConfig, load_node_config
-from node.ingest import IngestReport, ingest
+from node.ingest import IngestReport, open_missions
 
 
 @dataclass(frozen=True)
@@ -44,14 +44,8 @@ def load_specs_task(cfg: NodeConfig) -> list[IndicatorSpec]:
 
 
 @task(name="read-and-validate", cache_policy=NO_CACHE, persist_result=False)
-def read_task(cfg: NodeConfig) -> tuple[duckdb.DuckDBPyConnection, IngestReport]:
-    holder: dict[str, IngestReport] = {}
-
-    def load(con: duckdb.DuckDBPyConnection) -> None:
-        holder["report"] = ingest(con, cfg.data, cfg.year)
-
-    con = open_sandbox(load, threads=cfg.threads or None)
-    report = holder["report"]
+def read_task(cfg: NodeConfig, workdir: Path) -> tuple[duckdb.DuckDBPyConnection, IngestReport]:
+    con, report = open_missions(cfg.data, cfg.year, workdir, threads=cfg.threads or None)
     log = get_run_logger()
     log.info("%s: %d rows read, %d accepted, rejected by reason: %s", cfg.data.name,
              report.rows_read, report.rows_accepted, report.rejected_by_reason or "none")
@@ -96,8 +90,10 @@ def send_task(path: Path, hub_url: str) -> dict[str, Any]:
 def node_flow(config_path: Path) -> NodeResult:
     cfg = load_config_task(config_path)
     specs = load_specs_task(cfg)
-    con, report = read_task(cfg)
-    results = compute_task(con, specs, cfg.disclosure_threshold)
+    # The validated rows live in a temporary DuckDB file that goes when the flow ends.
+    with tempfile.TemporaryDirectory(prefix="emsbench-node-") as workdir:
+        con, report = read_task(cfg, Path(workdir))
+        results = compute_task(con, specs, cfg.disclosure_threshold)
     submission, path = sign_task(cfg, report, results)
     receipt = send_task(path, cfg.hub_url) if cfg.hub_url else None
     return NodeResult(submission, path, receipt)

@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 
 from emsbench import model
+from emsbench.sandbox import open_sandbox
 
 
 class InputError(ValueError):
@@ -79,6 +80,21 @@ def _typed_select(present: set[str]) -> str:
     return ", ".join(cols)
 
 
+def open_missions(path: Path, year: int, workdir: Path, threads: int | None = None
+                  ) -> tuple[duckdb.DuckDBPyConnection, IngestReport]:
+    """A locked sandbox holding the validated missions of ``path``, and the counts.
+
+    The working database is a file in ``workdir`` (deleted with that folder by the caller).
+    """
+    holder: dict[str, IngestReport] = {}
+
+    def load(con: duckdb.DuckDBPyConnection) -> None:
+        holder["report"] = ingest(con, path, year)
+
+    con = open_sandbox(load, threads=threads, database=workdir / "missions.duckdb")
+    return con, holder["report"]
+
+
 def ingest(con: duckdb.DuckDBPyConnection, path: Path, year: int) -> IngestReport:
     """Create table ``missions`` on ``con`` from ``path``; return counts by reason.
 
@@ -96,17 +112,16 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, year: int) -> IngestRepor
     if missing_required:
         raise InputError(f"{path} lacks required column(s) {missing_required}; the common "
                          "model is described in docs/information-model.md")
-    reason = reason_sql(present, year)
-    con.execute(f"CREATE TEMP VIEW src AS SELECT * FROM {source}")
+    # One pass over the file: typed values and the reject reason side by side; the specs
+    # see only the valid rows, through the view ``missions``.
     try:
-        counts = con.execute(
-            f"SELECT {reason} AS reason, count(*) FROM src GROUP BY ALL").fetchall()
-        con.execute(f"CREATE TABLE missions AS SELECT {_typed_select(present)} FROM src "
-                    f"WHERE ({reason}) IS NULL")
+        con.execute(f"CREATE TABLE checked AS SELECT {_typed_select(present)}, "
+                    f"{reason_sql(present, year)} AS _reject_reason FROM {source}")
     except duckdb.Error as exc:
         raise InputError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
-    finally:
-        con.execute("DROP VIEW IF EXISTS src")
+    counts = con.execute("SELECT _reject_reason, count(*) FROM checked GROUP BY ALL").fetchall()
+    con.execute("CREATE VIEW missions AS SELECT * EXCLUDE (_reject_reason) FROM checked "
+                "WHERE _reject_reason IS NULL")
     by_reason = {str(r): int(n) for r, n in counts if r is not None}
     accepted = sum(int(n) for r, n in counts if r is None)
     return IngestReport(
