@@ -62,13 +62,15 @@ def start_hub(config: Path, port: int, log: Path, timeout: float = 60.0) -> subp
     raise RuntimeError(f"the hub did not answer within {timeout:.0f} s; see {log}")
 
 
-def stop_hub(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """Stop a server we started: terminate, then kill if it does not exit in time."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def setup_country(out: Path, country: str, year: int, rows: int, hub_url: str,
@@ -134,7 +136,7 @@ def run_demo(out: Path, year: int = 2025, scale: float = 0.1, threshold: int = 5
             say(f"  {country}: submission {result.submission.submission_id} accepted "
                 f"({time.monotonic() - started:.1f} s)")
     finally:
-        stop_hub(proc)
+        stop_process(proc)
     say("[4/4] merging and writing the report")
     store = Store(db)
     report = build_report(store, year, out / "report")

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from emsbench.demo import COUNTRIES, free_port, start_hub, stop_hub, write_hub_config
+from emsbench.demo import COUNTRIES, free_port, start_hub, stop_process, write_hub_config
 from emsbench.engine import compute
 from emsbench.sandbox import open_sandbox
 from emsbench.specs import SpecError, default_spec_dir, load_specs
@@ -80,7 +80,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None
             assert result.receipt is not None and result.receipt["status"] == "accepted"
         yield fed
     finally:
-        stop_hub(proc)
+        stop_process(proc)
 
 
 def _pooled_results(files: list[Path], tmp: Path) -> list[IndicatorResult]:

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emsbench.demo import free_port
+from emsbench.demo import free_port, stop_process
 from node.config import NodeConfig, write_node_config
 from node.keys import keygen
 from node.synth.generator import generate
@@ -48,16 +48,6 @@ def _env(prefect_home: Path, **extra: str) -> dict[str, str]:
 def _tail(log: Path, lines: int = 40) -> str:
     text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
     return "\n".join(text.splitlines()[-lines:])
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +88,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         print(f"prefect server healthy after {time.monotonic() - started:.1f} s")
         yield api
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def _post(api: str, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
