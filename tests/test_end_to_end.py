@@ -178,14 +178,31 @@ def test_submission_size_is_bounded_by_the_specs_not_the_rows(federation: Federa
                 assert len(cell.bins or []) <= (spec.bins.n_bins if spec.bins else 0)
 
 
-def test_a_spec_that_reads_files_fails_and_nothing_is_sent(federation: Federation,
-                                                          tmp_path: Path) -> None:
+LEAK = "/tmp/emsbench-leak"
+ATTEMPTS = {
+    # a file read inside an expression: the dry run in the sandbox refuses it
+    "read_csv": ("population", "(SELECT count(*) FROM read_csv('{data}')) > 0",
+                 "BCPR.yaml: population is refused by the sandbox"),
+    # statements smuggled after an expression: refused before anything runs
+    "copy": ("numerator", f"true; COPY missions TO '{LEAK}.csv'",
+             "BCPR.yaml: numerator must be one SQL expression"),
+    "attach": ("numerator", f"true; ATTACH '{LEAK}.duckdb' AS leak",
+               "BCPR.yaml: numerator must be one SQL expression"),
+    "install": ("population", "true; INSTALL httpfs",
+                "BCPR.yaml: population must be one SQL expression"),
+}
+
+
+@pytest.mark.parametrize("attempt", sorted(ATTEMPTS))
+def test_a_spec_that_reaches_outside_fails_and_nothing_is_sent(
+        federation: Federation, tmp_path: Path, attempt: str) -> None:
+    field, sql, message = ATTEMPTS[attempt]
     specs = tmp_path / "specs"
     specs.mkdir()
     for path in default_spec_dir().glob("*.yaml"):
         (specs / path.name).write_bytes(path.read_bytes())
     evil = yaml.safe_load((specs / "BCPR.yaml").read_text(encoding="utf-8"))
-    evil["population"] = f"(SELECT count(*) FROM read_csv('{federation.data['NO']}')) > 0"
+    evil[field] = sql.format(data=federation.data["NO"])
     (specs / "BCPR.yaml").write_text(yaml.safe_dump(evil), encoding="utf-8")
     before = federation.store.count_submissions()
     outbox = federation.root / "NO" / "outbox"
@@ -193,10 +210,11 @@ def test_a_spec_that_reads_files_fails_and_nothing_is_sent(federation: Federatio
     config = federation.node_config("NO", specs=specs, name="evil.toml")
     # Refused twice over: the spec check dry-runs every expression inside a sandbox, and
     # the computation itself runs in one (tests/emsbench/test_sandbox.py).
-    with pytest.raises(SpecError, match="BCPR.yaml: population is refused by the sandbox"):
+    with pytest.raises(SpecError, match=message):
         run_node(config)
     assert sorted(outbox.iterdir()) == sent_before
     assert federation.store.count_submissions() == before
+    assert not any(Path(f"{LEAK}{ext}").exists() for ext in (".csv", ".duckdb"))
 
 
 def test_disclosure_threshold_holds_in_real_submissions(federation: Federation) -> None:
