@@ -30,8 +30,9 @@ def open_sandbox(load: Callable[[duckdb.DuckDBPyConnection], None] | None = None
                  ) -> duckdb.DuckDBPyConnection:
     """Open a connection, let ``load`` create table ``missions``, then lock it down.
 
-    ``load`` runs before the lock, so it may read the node's input file; without it an empty
-    ``missions`` table with the model's columns is created (for checking specs).
+    ``load`` runs before the lock, so it may read the node's input file, and must create
+    ``missions`` (a table or view); without it an empty ``missions`` table with the model's
+    columns is created (for checking specs).
     ``database`` is a file for the working data (the caller deletes it afterwards): DuckDB
     then keeps only what it works on in memory, so memory does not grow with the rows.
     """

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 WIRE_VERSION = "1"
-SCHEMA_PATH = Path(__file__).parent / "schema" / "submission-v1.json"
+SCHEMA_PATH = Path(__file__).parent / "schema" / f"submission-v{WIRE_VERSION}.json"
 
 Count = int | None
 BinRun = tuple[int, int, int]
@@ -89,7 +89,7 @@ class Period(_Strict):
 class Submission(_Strict):
     """A country's signed aggregates for one period."""
 
-    wire_version: Literal["1"] = "1"
+    wire_version: Literal["1"] = "1"  # = WIRE_VERSION; a Literal needs the value spelled out
     submission_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     country: str = Field(pattern=r"^[A-Z]{2}$")
     period: Period
@@ -111,7 +111,7 @@ class Submission(_Strict):
 
 def json_schema() -> dict[str, object]:
     schema = Submission.model_json_schema()
-    schema["$id"] = "https://emsbench.org/schema/submission-v1.json"
+    schema["$id"] = f"https://emsbench.org/schema/{SCHEMA_PATH.name}"
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
 

@@ -113,10 +113,9 @@ def _shape_problem(result: IndicatorResult, spec: IndicatorSpec) -> str | None:
     if result.strata != spec.strata:
         return f"strata are {result.strata} but the spec defines {spec.strata}"
     if spec.bins is not None:
-        n_bins = spec.bins.n_bins
-        bad = [c.stratum for c in result.cells if any(r[1] >= n_bins for r in c.bins or [])]
+        bad = [c.stratum for c in result.cells if spec.bins.runs_beyond(c.bins or [])]
         if bad:
-            return (f"{len(bad)} cell(s) have bins beyond the spec's {n_bins}, "
+            return (f"{len(bad)} cell(s) have bins beyond the spec's {spec.bins.n_bins}, "
                     f"first {bad[0]}")
     return None
 

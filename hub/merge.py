@@ -155,7 +155,7 @@ def _result_for(sub: Submission, spec: IndicatorSpec) -> IndicatorResult | None:
         if spec.type == "distribution":
             assert spec.bins is not None
             for cell in result.cells:
-                beyond = [r for r in cell.bins or [] if r[1] >= spec.bins.n_bins]
+                beyond = spec.bins.runs_beyond(cell.bins or [])
                 if beyond:
                     raise SpecMismatchError(
                         f"{sub.country}: {spec.id} cell has bins {beyond} beyond the "

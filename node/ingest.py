@@ -96,7 +96,8 @@ def open_missions(path: Path, year: int, workdir: Path, threads: int | None = No
 
 
 def ingest(con: duckdb.DuckDBPyConnection, path: Path, year: int) -> IngestReport:
-    """Create table ``missions`` on ``con`` from ``path``; return counts by reason.
+    """Load ``path`` into ``con``; the valid rows are the view ``missions``. Return counts
+    by reject reason.
 
     Runs before the sandbox is locked (it is the only step that reads a file).
     """
