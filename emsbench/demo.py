@@ -10,6 +10,7 @@ server for all six), then the report and the export are written from the hub's d
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -74,8 +75,12 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
 
 
 def setup_country(out: Path, country: str, year: int, rows: int, hub_url: str,
-                  threshold: int, seed: int, say: Callable[[str], None]) -> tuple[Path, str]:
-    """Key pair, synthetic data and node.toml for one country; returns (config, public key)."""
+                  threshold: int, seed: int, say: Callable[[str], None],
+                  hub_key: Path | None = None) -> tuple[Path, str]:
+    """Key pair, synthetic data and node.toml for one country; returns (config, public key).
+
+    ``hub_key`` is the hub's public key file, which the node needs to prove delivery.
+    """
     from node.config import NodeConfig, write_node_config
     from node.keys import keygen
     from node.synth.generator import generate
@@ -86,12 +91,17 @@ def setup_country(out: Path, country: str, year: int, rows: int, hub_url: str,
     if key.exists():  # a rerun in the same folder makes a fresh identity
         key.unlink()
     _, pub = keygen(key)
+    # A rerun starts a fresh federation (new hub database): old outbox and log would
+    # number revisions and chain entries from where the previous run left off.
+    shutil.rmtree(node_dir / "outbox", ignore_errors=True)
+    (node_dir / "audit.jsonl").unlink(missing_ok=True)
     data = node_dir / f"{country}-{year}.parquet"
     started = time.monotonic()
     generate(country, year, data, rows=rows, seed=seed)
     say(f"  {country}: {rows:,} synthetic missions in {time.monotonic() - started:.1f} s")
     cfg = NodeConfig(country=country, year=year, data=Path(data.name), key=Path(key.name),
-                     outbox=Path("outbox"), hub_url=hub_url, disclosure_threshold=threshold)
+                     outbox=Path("outbox"), hub_url=hub_url, hub_key=hub_key,
+                     disclosure_threshold=threshold)
     config = node_dir / "node.toml"
     write_node_config(config, cfg)
     return config, pub
@@ -105,8 +115,10 @@ def country_rows(country: str, scale: float) -> int:
 
 def run_demo(out: Path, year: int = 2025, scale: float = 0.1, threshold: int = 5,
              seed: int = 2025, say: Callable[[str], None] = print) -> DemoResult:
+    from hub.config import load_hub_config
     from hub.report import build_report, export_csv
-    from hub.store import Store
+    from hub.signing import load_or_create_hub_key, public_key_path
+    from hub.source import load_period
     from hub.trust import write_registry
     from node.flow import run_node
 
@@ -115,17 +127,22 @@ def run_demo(out: Path, year: int = 2025, scale: float = 0.1, threshold: int = 5
     port = free_port()
     hub_config = write_hub_config(out / "hub", port)
     hub_url = f"http://127.0.0.1:{port}"
+    db = out / "hub" / "hub.duckdb"
+    for stale in (db, db.with_suffix(".duckdb.wal")):
+        stale.unlink(missing_ok=True)
+    # The hub's receipt key (its default path: beside the database) exists before any node
+    # config, because each node needs its public half to verify receipts.
+    hub_key_file = out / "hub" / "hub-key.pem"
+    load_or_create_hub_key(hub_key_file)
     say(f"[1/4] keys, synthetic data and node configs for {', '.join(COUNTRIES)} "
         f"(scale {scale})")
     configs, keys = {}, {}
     for country in COUNTRIES:
         configs[country], pub = setup_country(out, country, year, country_rows(country, scale),
-                                              hub_url, threshold, seed, say)
+                                              hub_url, threshold, seed, say,
+                                              hub_key=public_key_path(hub_key_file))
         keys[country] = [pub]
     write_registry(out / "hub" / "trust.toml", keys)
-    db = out / "hub" / "hub.duckdb"
-    for stale in (db, db.with_suffix(".duckdb.wal")):
-        stale.unlink(missing_ok=True)
     say(f"[2/4] starting the hub on {hub_url} (log: {out / 'hub' / 'hub.log'})")
     proc = start_hub(hub_config, port, out / "hub" / "hub.log")
     try:
@@ -133,15 +150,19 @@ def run_demo(out: Path, year: int = 2025, scale: float = 0.1, threshold: int = 5
         for country in COUNTRIES:
             started = time.monotonic()
             result = run_node(configs[country])
-            say(f"  {country}: submission {result.submission.submission_id} accepted "
+            sid = result.submission.submission_id
+            if result.receipt is None:
+                detail = result.delivery.message if result.delivery else "no hub configured"
+                raise RuntimeError(f"{country}: submission {sid} was not delivered: {detail}")
+            say(f"  {country}: submission {sid} accepted, receipt verified "
                 f"({time.monotonic() - started:.1f} s)")
     finally:
         stop_process(proc)
     say("[4/4] merging and writing the report")
-    store = Store(db)
-    report = build_report(store, year, out / "report")
-    export = export_csv(store, year, out / "results.csv")
-    return DemoResult(report=report, export=export, submissions=len(store.latest_submissions(year)))
+    view, specs = load_period(load_hub_config(hub_config), year)
+    report = build_report(view, specs, out / "report")
+    export = export_csv(view, specs, out / "results.csv")
+    return DemoResult(report=report, export=export, submissions=len(view.submissions))
 
 
 def quiet_prefect() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,13 +73,33 @@ def generate_key() -> KeyPair:
 
 
 def save_private_key(key: KeyPair, path: Path) -> None:
-    """Write the private key as unencrypted PKCS#8 PEM, readable by the owner only."""
+    """Write the private key as unencrypted PKCS#8 PEM, readable by the owner only.
+
+    The file is created with mode 0600 by the same call that creates it, so there is no
+    moment in which another user could open it (writing first and chmodding after leaves
+    a window at 0644). O_EXCL refuses an existing file, and a symlink planted at ``path``,
+    with FileExistsError: a node must never lose its identity by accident.
+    """
     pem = key.private_key.private_bytes(serialization.Encoding.PEM,
                                         serialization.PrivateFormat.PKCS8,
                                         serialization.NoEncryption())
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pem)
-    path.chmod(0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        # The umask can only narrow the mode given to open; fchmod makes it exactly 0600
+        # (on the open descriptor, so it cannot be redirected to another file).
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            fd = -1  # the file object owns the descriptor now and closes it
+            f.write(pem)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        # A partial key file would make the next keygen refuse and the node fail to sign.
+        path.unlink(missing_ok=True)
+        raise
 
 
 def load_private_key(path: Path) -> KeyPair:

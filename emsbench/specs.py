@@ -103,6 +103,28 @@ class IndicatorSpec(_Strict):
         return out
 
 
+def catalogue_sha256(specs: Iterable[IndicatorSpec]) -> str:
+    """The release id of a catalogue: SHA-256 over its specs' ids and definition hashes.
+
+    Node and hub compare it first; a submission says which catalogue it was computed with,
+    and revision numbers count within one (country, year, catalogue).
+    """
+    body = "\n".join(sorted(f"{s.id} {s.version} {s.sha256}" for s in specs))
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def stratum_values(column: str) -> tuple[str, ...]:
+    """Every value a stratum on ``column`` can take: its code set and ``unknown`` (missing).
+
+    Strata come only from columns with a closed code set, so every possible cell is known in
+    advance and no identifier or timestamp can become a stratum label.
+    """
+    codes = model.ENUMS.get(column)
+    if codes is None:
+        raise KeyError(f"{column!r} has no closed code set")
+    return (*codes, "unknown") if "unknown" not in codes else codes
+
+
 def default_spec_dir() -> Path:
     import indicator_specs
 
@@ -158,6 +180,9 @@ def _semantic_stage(path: Path, spec: IndicatorSpec, con: duckdb.DuckDBPyConnect
     for s in spec.strata:
         if s not in columns:
             p.append(f"{where}: stratum {s!r} is not a column of the common model")
+        elif s not in model.ENUMS:
+            p.append(f"{where}: stratum {s!r} has no closed code set; strata must come "
+                     f"from code-set columns ({', '.join(sorted(model.ENUMS))})")
     if len(set(spec.strata)) != len(spec.strata):
         p.append(f"{where}: strata repeat a column")
     for name, expr in spec.expressions().items():

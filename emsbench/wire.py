@@ -1,55 +1,86 @@
-"""Wire model v1: what a node sends to the hub, defined once for both sides.
+"""Wire model v2: what a node sends to the hub and what the hub signs back, defined once.
 
-A submission holds only aggregates whose size is bounded by the specs (strata × bins), never
-by the number of rows. Counts are integers; a count that disclosure control withheld is
-``null`` and its cell is marked ``suppressed``. The JSON Schema published in
-``emsbench/schema/submission-v1.json`` is generated from these classes
-(``python -m emsbench.wire``) and a test keeps the two equal.
+Three documents travel in DSSE envelopes, each with its own payload type:
+
+* ``Submission`` (node → hub): a country's aggregates for one period. Its size is bounded by
+  the specs (strata × bins), never by the number of rows. Counts are integers; a count that
+  disclosure control withheld is ``null`` and its cell is marked ``suppressed``.
+* ``Withdrawal`` (node → hub): a signed statement that a country's figures for a period must
+  no longer be published.
+* ``Receipt`` (hub → node): the hub's signed proof that it stored a document.
+
+Submissions and withdrawals are *revisions* of one period: ``(country, year, catalogue)``
+with ``revision`` 1, 2, 3… inside the signed payload. The hub accepts only a revision higher
+than every one it holds, so a stale resend or a replayed old envelope can never overwrite a
+correction. ``catalogue`` is the SHA-256 of the indicator catalogue the node computed with
+(``emsbench.specs.catalogue_sha256``).
+
+Parsing is strict: ``"5"`` or ``28.0`` is not a count, unknown fields are refused and times
+must carry a UTC offset. What the numbers *mean* (numerator ≤ denominator, no small count,
+strata from the spec's code sets) is checked in ``emsbench.conformance``. The JSON Schemas
+published in ``emsbench/schema/`` are generated from these classes
+(``python -m emsbench.wire``) and a test keeps them equal.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-WIRE_VERSION = "1"
-SCHEMA_PATH = Path(__file__).parent / "schema" / f"submission-v{WIRE_VERSION}.json"
+WIRE_VERSION = "2"
+SCHEMA_DIR = Path(__file__).parent / "schema"
+SCHEMA_PATH = SCHEMA_DIR / f"submission-v{WIRE_VERSION}.json"
 
-Count = int | None
-BinRun = tuple[int, int, int]
+SUBMISSION_TYPE = "application/vnd.emsbench.submission+json"
+WITHDRAWAL_TYPE = "application/vnd.emsbench.withdrawal+json"
+RECEIPT_TYPE = "application/vnd.emsbench.receipt+json"
+
+# The largest integer JSON carries exactly everywhere (2**53 − 1). The federation's own,
+# much lower, plausibility bound is hub policy (``Policy.max_count``).
+MAX_JSON_INT = 2**53 - 1
+NonNegative = Annotated[int, Field(ge=0, le=MAX_JSON_INT)]
+Count = NonNegative | None
+BinRun = tuple[NonNegative, NonNegative, NonNegative]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+DocumentId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+ShortText = Annotated[str, Field(max_length=200)]
+ReasonCode = Annotated[str, Field(max_length=100, pattern=r"^[a-z_]+(:[a-z0-9_]+)?$")]
+MAX_REVISION = 1_000_000
+Revision = Annotated[int, Field(ge=1, le=MAX_REVISION)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Cell(_Strict):
     """One stratum of one indicator."""
 
-    stratum: dict[str, str] = Field(
+    stratum: dict[ShortText, ShortText] = Field(
         default_factory=dict, description="Stratum key → value; empty for the whole country")
-    numerator: Count = Field(None, ge=0, description="Share indicators: cases in the numerator")
-    denominator: Count = Field(None, ge=0, description="Share indicators: population size")
+    numerator: Count = Field(None, description="Share indicators: cases in the numerator")
+    denominator: Count = Field(None, description="Share indicators: population size")
     bins: list[BinRun] | None = Field(
-        None, description="Distribution indicators: runs [first_bin, last_bin, count] over the "
-                          "spec's fixed bins (the last bin open-ended), ascending and disjoint. "
-                          "A run wider than one bin is a coarsened span: disclosure control "
-                          "joined neighbouring bins until the count reached the threshold")
+        None, max_length=10_000,
+        description="Distribution indicators: runs [first_bin, last_bin, count] over the "
+                    "spec's fixed bins (the last bin open-ended), ascending and disjoint. "
+                    "A run wider than one bin is a coarsened span: disclosure control "
+                    "joined neighbouring bins until the count reached the threshold")
     suppressed: bool = Field(False, description="The cell was withheld (counts are null)")
 
 
 class IndicatorResult(_Strict):
-    spec_id: str
-    spec_version: str
-    spec_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    spec_id: ShortText
+    spec_version: ShortText
+    spec_sha256: Sha256
     type: Literal["share", "distribution"]
-    strata: list[str]
-    cells: list[Cell]
+    strata: list[ShortText] = Field(max_length=10)
+    cells: list[Cell] = Field(max_length=10_000)
 
     @model_validator(mode="after")
     def _cells_match_type(self) -> IndicatorResult:
@@ -60,66 +91,120 @@ class IndicatorResult(_Strict):
             if self.type == "share" and cell.bins is not None:
                 raise ValueError(f"{self.spec_id}: a share cell carries no bins")
             if self.type == "distribution":
-                if cell.bins is None and not cell.suppressed:
-                    raise ValueError(f"{self.spec_id}: a distribution cell needs bins")
-                _check_runs(self.spec_id, cell.bins or [])
+                if cell.numerator is not None or cell.denominator is not None:
+                    raise ValueError(f"{self.spec_id}: a distribution cell carries bins, "
+                                     "not numerator or denominator")
         return self
 
 
-def _check_runs(spec_id: str, runs: list[BinRun]) -> None:
-    previous = -1
-    for first, last, count in runs:
-        if not previous < first <= last or count < 0:
-            raise ValueError(f"{spec_id}: bin runs must be ascending, disjoint [first, last, "
-                             f"count] with count >= 0; got {[first, last, count]}")
-        previous = last
-
-
 class DataQuality(_Strict):
-    rows_read: Count = Field(ge=0)
-    rows_accepted: Count = Field(ge=0)
-    rejected_by_reason: dict[str, Count] = Field(
-        default_factory=dict, description="Rejected rows by first failing check")
+    rows_read: Count
+    rows_accepted: Count
+    rejected_by_reason: dict[ReasonCode, Count] = Field(
+        default_factory=dict, max_length=500,
+        description="Rejected rows by first failing check")
 
 
 class Period(_Strict):
-    year: int = Field(ge=1990, le=2100)
+    year: int = Field(ge=1900, le=2999, description="Reporting year; the hub's policy "
+                                                    "narrows the years it accepts")
 
 
-class Submission(_Strict):
-    """A country's signed aggregates for one period."""
+class _Revision(_Strict):
+    """What every revision of a period carries: who, which period, which catalogue, which
+    revision, when."""
 
-    wire_version: Literal["1"] = "1"  # = WIRE_VERSION; a Literal needs the value spelled out
-    submission_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    country: str = Field(pattern=r"^[A-Z]{2}$")
+    wire_version: Literal["2"] = "2"  # = WIRE_VERSION; a Literal needs the value spelled out
+    submission_id: DocumentId
+    country: CountryCode
     period: Period
-    created_at: datetime
-    software_version: str
-    model_version: str
-    disclosure_threshold: int = Field(ge=1)
-    data_quality: DataQuality
-    indicators: list[IndicatorResult]
+    catalogue: Sha256 = Field(description="SHA-256 of the indicator catalogue release")
+    revision: Revision = Field(description="1 for the first submission of this country, "
+                                           "year and catalogue; each correction is higher")
+    created_at: AwareDatetime
 
     def to_bytes(self) -> bytes:
         """The exact payload bytes that get signed."""
         return self.model_dump_json().encode("utf-8")
+
+
+class Submission(_Revision):
+    """A country's signed aggregates for one period."""
+
+    software_version: ShortText
+    model_version: ShortText
+    disclosure_threshold: int = Field(ge=1, le=1_000_000)
+    data_quality: DataQuality
+    indicators: list[IndicatorResult] = Field(max_length=1000)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Submission:
         return cls.model_validate_json(data)
 
 
-def json_schema() -> dict[str, object]:
-    schema = Submission.model_json_schema()
-    schema["$id"] = f"https://emsbench.org/schema/{SCHEMA_PATH.name}"
+class Withdrawal(_Revision):
+    """A country's signed withdrawal of its figures for one period (a revision with no
+    data: a later, higher revision may publish figures again)."""
+
+    reason: str = Field(min_length=3, max_length=500)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Withdrawal:
+        return cls.model_validate_json(data)
+
+
+Document = Submission | Withdrawal
+PAYLOAD_MODELS: dict[str, type[Submission] | type[Withdrawal]] = {
+    SUBMISSION_TYPE: Submission, WITHDRAWAL_TYPE: Withdrawal}
+
+
+def kind_of(doc: Document) -> Literal["submission", "withdrawal"]:
+    return "withdrawal" if isinstance(doc, Withdrawal) else "submission"
+
+
+class Receipt(_Strict):
+    """The hub's signed proof that it stored a submission or withdrawal."""
+
+    receipt_version: Literal["1"] = "1"
+    status: Literal["accepted"] = "accepted"
+    kind: Literal["submission", "withdrawal"]
+    submission_id: DocumentId
+    country: CountryCode
+    year: int
+    catalogue: Sha256
+    revision: Revision
+    payload_sha256: Sha256
+    received_at: AwareDatetime
+    hub_version: ShortText
+    audit_seq: int = Field(ge=1, description="Sequence number of the hub audit entry")
+    audit_hash: Sha256 = Field(description="Hash of that audit entry in the hub's chain")
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")
+
+
+def _schema(model: type[BaseModel], name: str) -> dict[str, object]:
+    schema = model.model_json_schema()
+    schema["$id"] = f"https://emsbench.org/schema/{name}"
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
 
 
+def published_schemas() -> dict[Path, str]:
+    """Every published schema file and its text."""
+    out = {}
+    for model, stem in ((Submission, "submission"), (Withdrawal, "withdrawal"),
+                        (Receipt, "receipt")):
+        path = SCHEMA_DIR / f"{stem}-v{WIRE_VERSION}.json"
+        out[path] = json.dumps(_schema(model, path.name), indent=2, sort_keys=True) + "\n"
+    return out
+
+
 def json_schema_text() -> str:
-    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    return published_schemas()[SCHEMA_PATH]
 
 
-if __name__ == "__main__":  # regenerate the published schema
-    SCHEMA_PATH.write_text(json_schema_text(), encoding="utf-8")
-    sys.stdout.write(f"wrote {SCHEMA_PATH}\n")
+if __name__ == "__main__":  # regenerate the published schemas
+    for target, text in published_schemas().items():
+        target.write_text(text, encoding="utf-8")
+        sys.stdout.write(f"wrote {target}\n")

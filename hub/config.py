@@ -9,6 +9,16 @@ Example::
     trust_registry = "trust.toml"
     specs = ""                     # optional spec directory; empty = packaged indicator_specs
     max_body_bytes = 5000000
+    key = "hub-key.pem"            # the hub's receipt-signing key; made on first start
+    max_concurrent = 32            # submissions checked at once; more get 503 + Retry-After
+
+    [policy]                       # the federation's intake rules (all optional)
+    min_disclosure_threshold = 5   # never below 3
+    first_year = 2000
+    last_year = 0                  # 0: the current year
+    max_count = 1000000000
+    max_clock_skew_seconds = 300
+    max_age_days = 1098
 
 Relative paths are resolved against the folder of the config file, not the working
 directory, so the hub behaves the same whichever directory it is started from. Every
@@ -19,16 +29,39 @@ operator can fix the file without reading a traceback.
 from __future__ import annotations
 
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from emsbench.conformance import SMALLEST_THRESHOLD, Policy
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8750
 # A submission is bounded by the specs (strata × bins), not by row counts; 5 MB leaves
 # generous room while stopping a runaway or hostile body early.
 DEFAULT_MAX_BODY_BYTES = 5_000_000
+
+
+class PolicyConfig(BaseModel):
+    """The ``[policy]`` table: federation intake rules, turned into ``conformance.Policy``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_disclosure_threshold: int = Field(default=5, ge=SMALLEST_THRESHOLD)
+    first_year: int = Field(default=2000, ge=1900, le=2999)
+    last_year: int = Field(default=0, ge=0, le=2999, description="0 = the current year")
+    max_count: int = Field(default=1_000_000_000, ge=1)
+    max_clock_skew_seconds: int = Field(default=300, ge=0)
+    max_age_days: int = Field(default=3 * 366, ge=1)
+
+    def policy(self) -> Policy:
+        return Policy(min_disclosure_threshold=self.min_disclosure_threshold,
+                      max_count=self.max_count, first_year=self.first_year,
+                      last_year=self.last_year or None,
+                      max_clock_skew=timedelta(seconds=self.max_clock_skew_seconds),
+                      max_age=timedelta(days=self.max_age_days))
 
 
 class HubConfig(BaseModel):
@@ -44,8 +77,22 @@ class HubConfig(BaseModel):
     specs: Path | None = Field(
         default=None, description="Indicator spec directory; None = the packaged indicator_specs")
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
+    key: Path | None = Field(default=None, description="Receipt-signing key (PEM); None = "
+                             "hub-key.pem beside the database. Made on first start")
+    max_concurrent: int = Field(default=32, ge=1, description="Submissions checked at once; "
+                                "more are answered 503 with Retry-After")
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
 
-    @field_validator("specs", mode="before")
+    @property
+    def key_path(self) -> Path:
+        return self.key or self.database.parent / "hub-key.pem"
+
+    @property
+    def token_path(self) -> Path:
+        """Where the running hub writes the token its own CLI uses to read through it."""
+        return self.database.with_name(self.database.name + ".token")
+
+    @field_validator("specs", "key", mode="before")
     @classmethod
     def _empty_specs_is_default(cls, value: Any) -> Any:
         # TOML has no null, so the file spells "use the packaged specs" as an empty string.
@@ -76,12 +123,13 @@ def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(table)"
+        key = key if key.startswith("policy.") else f"hub.{key}"
         if err["type"] == "extra_forbidden":
-            parts.append(f"hub.{key}: unknown key")
+            parts.append(f"{key}: unknown key")
         elif err["type"] == "missing":
-            parts.append(f"hub.{key}: required key is missing")
+            parts.append(f"{key}: required key is missing")
         else:
-            parts.append(f"hub.{key}: {err['msg']} (got {err.get('input')!r})")
+            parts.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
     return "; ".join(parts)
 
 
@@ -95,6 +143,7 @@ def hub_config_from_mapping(data: dict[str, Any], base: Path) -> HubConfig:
         "database": _resolve(base, cfg.database),
         "trust_registry": _resolve(base, cfg.trust_registry),
         "specs": _resolve(base, cfg.specs),
+        "key": _resolve(base, cfg.key),
     })
 
 
@@ -114,9 +163,14 @@ def load_hub_config(path: Path | str) -> HubConfig:
     table = doc.get("hub")
     if not isinstance(table, dict):
         raise ValueError(f"{path}: missing the [hub] table")
-    others = sorted(set(doc) - {"hub"})
+    others = sorted(set(doc) - {"hub", "policy"})
     if others:
-        raise ValueError(f"{path}: unknown top-level key(s) {others}; settings go under [hub]")
+        raise ValueError(f"{path}: unknown top-level key(s) {others}; settings go under [hub] "
+                         "and [policy]")
+    if "policy" in doc:
+        if "policy" in table:
+            raise ValueError(f"{path}: give the policy as a [policy] table, not hub.policy")
+        table = {**table, "policy": doc["policy"]}
     try:
         return hub_config_from_mapping(table, path.parent.resolve())
     except ValueError as exc:
@@ -137,6 +191,11 @@ def write_hub_config(path: Path, cfg: HubConfig) -> None:
         f"trust_registry = {q(cfg.trust_registry)}",
         f"specs = {q(cfg.specs or '')}",
         f"max_body_bytes = {cfg.max_body_bytes}",
+        f"key = {q(cfg.key or '')}",
+        f"max_concurrent = {cfg.max_concurrent}",
+        "",
+        "[policy]",
+        *(f"{k} = {v}" for k, v in cfg.policy.model_dump().items()),
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -26,21 +26,32 @@ def _int(value: int | None) -> str:
     return "" if value is None else str(value)
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "|", "%")
+
+
+def safe_text(text: str) -> str:
+    """Text for a CSV cell that no spreadsheet evaluates: a leading formula character is
+    prefixed with an apostrophe (OWASP's advice). Stratum values are code-set values checked
+    at intake, so this is the second fence, not the first."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def figure_row(f: Figure) -> dict[str, str]:
     """The CSV row of one figure, every field as text."""
     return {
-        "indicator_id": f.indicator_id,
-        "country": f.country,
+        "indicator_id": safe_text(f.indicator_id),
+        "country": safe_text(f.country),
         "year": str(f.year),
-        "stratum": f.stratum,
+        "stratum": safe_text(f.stratum),
         "numerator": _int(f.numerator),
         "denominator": _int(f.denominator),
         "value": _num(f.value),
         "ci_low": _num(f.ci_low),
         "ci_high": _num(f.ci_high),
         "suppressed": "true" if f.suppressed else "false",
-        "spec_version": f.spec_version,
-        "unit": f.unit,
+        "spec_version": safe_text(f.spec_version),
+        "unit": safe_text(f.unit),
     }
 
 
@@ -56,7 +67,8 @@ def write_csv(figures: Iterable[Figure], path: Path | str) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
+        # CRLF as RFC 4180 has it; the writer then also quotes a field holding a stray CR.
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\r\n")
         writer.writeheader()
         for f in sort_figures(figures):
             writer.writerow(figure_row(f))

@@ -13,8 +13,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from emsbench.conformance import conforms
 from emsbench.specs import IndicatorSpec
-from emsbench.wire import Cell, IndicatorResult, Submission
+from emsbench.wire import MAX_JSON_INT, Cell, IndicatorResult, Submission
 from hub.stats import histogram_quantile, quantile_interval, spread_runs, wilson_interval
 
 NORDIC = "NORDIC"
@@ -143,23 +144,19 @@ def _figure(spec: IndicatorSpec, country: str, year: int, stratum: str, t: _Tall
 
 
 def _result_for(sub: Submission, spec: IndicatorSpec) -> IndicatorResult | None:
+    """The submission's result for ``spec``, checked by the one conformance rule (the ledger
+    has checked it already; merging a result that does not conform would publish garbage,
+    so the merge refuses to rely on its caller)."""
     for result in sub.indicators:
         if result.spec_id != spec.id:
             continue
-        if result.spec_sha256 != spec.sha256:
-            raise SpecMismatchError(
-                f"{sub.country} submission {sub.submission_id}: indicator {spec.id} was "
-                f"computed with spec {result.spec_version} (sha256 {result.spec_sha256[:12]}…) "
-                f"but the hub has {spec.version} (sha256 {spec.sha256[:12]}…); the node must "
-                "rerun with the hub's specs")
-        if spec.type == "distribution":
-            assert spec.bins is not None
-            for cell in result.cells:
-                beyond = spec.bins.runs_beyond(cell.bins or [])
-                if beyond:
-                    raise SpecMismatchError(
-                        f"{sub.country}: {spec.id} cell has bins {beyond} beyond the "
-                        f"spec's {spec.bins.n_bins}")
+        # The plausibility bound on counts is intake policy (the ledger applied it); here only
+        # shape and disclosure matter, so any JSON-exact count is allowed.
+        problems = conforms(result, spec, threshold=sub.disclosure_threshold,
+                            max_count=MAX_JSON_INT)
+        if problems:
+            raise SpecMismatchError(f"{sub.country} submission {sub.submission_id}: "
+                                    + "; ".join(str(p) for p in problems[:3]))
         return result
     return None
 
@@ -208,8 +205,9 @@ def merge_indicator(submissions: list[Submission], spec: IndicatorSpec,
 def merge(submissions: list[Submission], specs: list[IndicatorSpec], year: int) -> list[Figure]:
     """All figures for ``year``, ordered by indicator (spec order), stratum, country.
 
-    Indicators in a submission that the hub has no spec for are ignored; an indicator whose
-    definition hash differs from the hub's spec raises ``SpecMismatchError``.
+    Indicators in a submission that the hub has no spec for are ignored; a result that does
+    not conform to the hub's spec raises ``SpecMismatchError`` (``hub.ledger`` sets such
+    submissions aside before they get here).
     """
     _check(submissions, year)
     figures: list[Figure] = []

@@ -4,7 +4,8 @@ This module turns ``Figure`` objects into a view model (tables per indicator, a 
 whisker chart per indicator with its geometry computed here) and renders the Jinja2
 template ``hub/templates/report.html``. The page carries its CSS and SVG inline so it can
 be published or mailed as a single file. ``build_report`` and ``export_csv`` are the glue
-from an accepted-submission store to the report and the CSV.
+from a re-verified ``PeriodView`` (``hub.ledger``) to the report and the CSV; the report
+names the signed document behind each country's figures and every revision set aside.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import jinja2
 
 from emsbench import __version__
-from emsbench.specs import IndicatorSpec, load_specs
-from emsbench.wire import Submission
+from emsbench.specs import IndicatorSpec
+from emsbench.wire import Withdrawal
 from hub.export import write_csv
+from hub.ledger import PeriodView
 from hub.merge import (
     COUNTRY_ORDER,
     NORDIC,
@@ -42,10 +44,6 @@ DIRECTION_TEXT = {"lower_is_better": "Lower is better", "higher_is_better": "Hig
                   "descriptive": "Descriptive: neither higher nor lower is better"}
 # Chart geometry in SVG user units; the SVG scales to the page width.
 CHART_W, LABEL_W, RIGHT_PAD, ROW_H, HEAD_H, AXIS_H = 760, 170, 24, 16, 20, 30
-
-
-class SubmissionSource(Protocol):
-    def latest_submissions(self, year: int) -> list[Submission]: ...
 
 
 @dataclass
@@ -232,6 +230,7 @@ def write_report(figures: Sequence[Figure], specs: Sequence[IndicatorSpec],
         generated_at=meta.get("generated_at", ""),
         software_version=meta.get("software_version", ""),
         spec_versions=meta.get("spec_versions") or {s.id: s.version for s in specs},
+        provenance=meta.get("provenance", []),
         plain=_plain)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -240,27 +239,38 @@ def write_report(figures: Sequence[Figure], specs: Sequence[IndicatorSpec],
     return path
 
 
-def _merged(store: SubmissionSource, year: int, spec_dir: Path | None
-            ) -> tuple[list[Submission], list[IndicatorSpec], list[Figure]]:
-    submissions = store.latest_submissions(year)
-    if not submissions:
-        raise ValueError(f"no accepted submissions for {year}: run the nodes first")
-    specs = load_specs(spec_dir)
-    return submissions, specs, merge(submissions, specs, year)
+def _merged(view: PeriodView, specs: list[IndicatorSpec]) -> list[Figure]:
+    if not view.standing and not view.set_aside:
+        raise ValueError(f"no accepted submissions for {view.year}: run the nodes first")
+    return merge(view.submissions, specs, view.year)
 
 
-def build_report(store: SubmissionSource, year: int, out_dir: Path | str,
-                 spec_dir: Path | None = None) -> Path:
-    """Merge the store's latest accepted submissions for ``year`` and write the report."""
-    submissions, specs, figures = _merged(store, year, spec_dir)
+def provenance(view: PeriodView) -> list[dict[str, str]]:
+    """Which signed document each country's figures come from, and what was passed over."""
+    rows = [{"country": s.record.country, "what": s.record.kind,
+             "submission_id": s.record.submission_id, "revision": str(s.record.revision),
+             "received_at": s.record.received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+             "payload_sha256": s.record.payload_sha256,
+             "note": (f"withdrawn: {s.document.reason}" if isinstance(s.document, Withdrawal)
+                      else "published")}
+            for s in view.standing]
+    rows += [{"country": n.country, "what": "set aside", "submission_id": n.submission_id,
+              "revision": str(n.revision) if n.revision else "", "received_at": "",
+              "payload_sha256": "", "note": n.reason} for n in view.set_aside]
+    return sorted(rows, key=lambda r: country_key(r["country"]))
+
+
+def build_report(view: PeriodView, specs: list[IndicatorSpec], out_dir: Path | str) -> Path:
+    """Merge the standing submissions of ``view`` and write the report."""
+    figures = _merged(view, specs)
     meta = {"generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "software_version": __version__,
-            "spec_versions": {s.id: s.version for s in specs}}
-    return write_report(figures, specs, data_quality_rows(submissions), year, out_dir, meta)
+            "spec_versions": {s.id: s.version for s in specs},
+            "provenance": provenance(view)}
+    return write_report(figures, specs, data_quality_rows(view.submissions), view.year,
+                        out_dir, meta)
 
 
-def export_csv(store: SubmissionSource, year: int, out_path: Path | str,
-               spec_dir: Path | None = None) -> Path:
-    """Merge the store's latest accepted submissions for ``year`` and write the CSV."""
-    _, _, figures = _merged(store, year, spec_dir)
-    return write_csv(figures, out_path)
+def export_csv(view: PeriodView, specs: list[IndicatorSpec], out_path: Path | str) -> Path:
+    """Merge the standing submissions of ``view`` and write the CSV."""
+    return write_csv(_merged(view, specs), out_path)

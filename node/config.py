@@ -1,15 +1,30 @@
 """Node configuration (``node.toml``): which country, which data, where results go.
 
 Relative paths resolve against the folder of the configuration file, so a node folder can
-be moved or copied as a whole.
+be moved or copied as a whole. The audit log and the working folder default to
+``audit.jsonl`` and ``work`` beside the configuration file.
 """
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from emsbench.conformance import SMALLEST_THRESHOLD
+
+PATH_KEYS = ("data", "key", "outbox", "specs", "hub_key", "audit_log", "workdir")
+DEFAULT_AUDIT_LOG = Path("audit.jsonl")
+DEFAULT_WORKDIR = Path("work")
 
 
 class NodeConfig(BaseModel):
@@ -21,9 +36,15 @@ class NodeConfig(BaseModel):
     key: Path = Field(description="Ed25519 private key (PEM) of this country")
     outbox: Path = Field(description="Folder where every signed submission is written")
     hub_url: str = Field("", description="Hub base URL; empty = write the outbox only")
-    disclosure_threshold: int = Field(5, ge=1, description="Counts 1..threshold-1 never leave")
+    hub_key: Path | None = Field(None, description="The hub's public key (base64 .pub file); "
+                                 "required with hub_url, it proves the hub's receipts")
+    disclosure_threshold: int = Field(5, ge=SMALLEST_THRESHOLD,
+                                      description="Counts 1..threshold-1 never leave")
     specs: Path | None = Field(None, description="Spec folder; default the packaged specs")
     threads: int = Field(0, ge=0, description="DuckDB threads; 0 = all cores")
+    audit_log: Path = Field(DEFAULT_AUDIT_LOG, description="The node's hash-chained log")
+    workdir: Path = Field(DEFAULT_WORKDIR, description="Scratch folder for the working "
+                          "database (0700, emptied after every run)")
 
     @field_validator("hub_url")
     @classmethod
@@ -31,6 +52,15 @@ class NodeConfig(BaseModel):
         if v and not v.startswith(("http://", "https://")):
             raise ValueError("hub_url must start with http:// or https://")
         return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _hub_key_with_url(self) -> NodeConfig:
+        # Without the hub's key a receipt proves nothing, so a node that sends must have it.
+        if self.hub_url and self.hub_key is None:
+            raise ValueError("hub_key is required when hub_url is set: ask the hub operator "
+                             "for the hub's public key file (hub-key.pub) and give its path "
+                             "as hub_key, so the node can verify the hub's receipts")
+        return self
 
 
 def load_node_config(path: Path) -> NodeConfig:
@@ -45,24 +75,36 @@ def load_node_config(path: Path) -> NodeConfig:
     if not isinstance(section, dict):
         raise ValueError(f"{path} needs a [node] section")
     base = path.resolve().parent
-    for key in ("data", "key", "outbox", "specs"):
-        if section.get(key):
-            section[key] = base / Path(section[key])
-        elif key == "specs":
-            section.pop(key, None)
+    section.setdefault("audit_log", str(DEFAULT_AUDIT_LOG))
+    section.setdefault("workdir", str(DEFAULT_WORKDIR))
+    for key in PATH_KEYS:
+        value = section.get(key)
+        if isinstance(value, str) and value:
+            section[key] = base / Path(value)
+        elif value == "" and key in ("specs", "hub_key"):  # TOML has no null
+            section.pop(key)
     try:
         return NodeConfig.model_validate(section)
     except ValidationError as exc:
-        lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        lines = []
+        for e in exc.errors():
+            where = ".".join(map(str, e["loc"]))
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{where}: {msg}" if where else msg)
         raise ValueError(f"invalid node config {path}:\n  " + "\n  ".join(lines)) from exc
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool | int):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    # A JSON string is a valid TOML basic string (quotes and backslashes escaped).
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 def write_node_config(path: Path, cfg: NodeConfig) -> None:
     """Write a config file (used by the demo); paths are written as given."""
     lines = ["[node]"]
     for key, value in cfg.model_dump().items():
-        if value is None:
-            continue
-        text = str(value) if not isinstance(value, int) else value
-        lines.append(f"{key} = {text!r}" if isinstance(text, str) else f"{key} = {text}")
-    path.write_text("\n".join(lines).replace("'", '"') + "\n", encoding="utf-8")
+        if value is not None:
+            lines.append(f"{key} = {_toml_value(value)}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -11,11 +11,10 @@ not a disclosure and is sent.
 
 from __future__ import annotations
 
+from emsbench.conformance import is_small
 from emsbench.wire import BinRun, Cell, IndicatorResult
 
-
-def is_small(n: int | None, threshold: int) -> bool:
-    return n is not None and 0 < n < threshold
+__all__ = ["coarsen", "is_small", "protect", "protect_cell", "protect_counts"]
 
 
 def coarsen(runs: list[BinRun], threshold: int) -> list[BinRun] | None:

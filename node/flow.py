@@ -1,36 +1,59 @@
-"""The node's Prefect flow: the order of the steps, nothing else.
+"""The node's Prefect flows: the order of the steps, nothing else.
 
-Each task is a thin wrapper over a plain function in ``node.ingest``, ``node.submission``
-or ``emsbench``. Tasks run in the flow's own thread and pass the sandboxed DuckDB
-connection along, so no rows are ever serialised or persisted by Prefect (caching and
-result persistence are off). Without ``PREFECT_API_URL`` Prefect runs on a temporary
-embedded server; with it, the runs appear in that server's UI.
+``emsbench-node`` computes, signs and (with a hub) delivers one submission;
+``emsbench-node-send`` delivers what the outbox still holds as pending. Each task is a thin
+wrapper over a plain function in ``node.*`` or ``emsbench``. Tasks run in the flow's own
+thread and pass the sandboxed DuckDB connection along, so no rows are ever serialised or
+persisted by Prefect (caching and result persistence are off). The rows live in the
+node's working folder (``node.workspace``) only while the run lasts.
+
+``deliver`` retries a transient failure (no connection, 5xx, 503 overload) with backoff and
+never retries a refusal: the hub answers a 4xx the same way every time. A delivery that
+fails does not fail the flow: its outcome says so, and the signed document stays pending
+in the outbox for ``emsbench node send`` to deliver later.
+
+Without ``PREFECT_API_URL`` Prefect runs on a temporary embedded server; with it, the runs
+appear in that server's UI.
 """
 
 from __future__ import annotations
 
-import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
 from prefect.settings import temporary_settings
 
 from emsbench.specs import IndicatorSpec, load_specs
-from emsbench.wire import IndicatorResult, Submission
+from emsbench.wire import IndicatorResult, Receipt, Submission
 from node import submission as sub
 from node.config import NodeConfig, load_node_config
+from node.delivery import HubUnavailable, Outcome, attempt
 from node.ingest import IngestReport, open_missions
+from node.outbox import Entry, Signed, pending, read_outbox, read_signed
+from node.receipt import load_hub_key
+from node.workspace import workspace
+
+RETRIES = 4
+RETRY_DELAYS: list[float] = [1, 2, 4, 8]  # seconds before retry 1, 2, 3, 4
+RETRY_AFTER_CAP = 30.0  # an overloaded hub's Retry-After is honoured up to this many seconds
 
 
 @dataclass(frozen=True)
 class NodeResult:
     submission: Submission
     outbox_file: Path
-    receipt: dict[str, Any] | None
+    delivery: Outcome | None  # None: no hub configured
+
+    @property
+    def receipt(self) -> Receipt | None:
+        return self.delivery.receipt if self.delivery else None
 
 
 @task(name="load-config", cache_policy=NO_CACHE, persist_result=False)
@@ -68,38 +91,112 @@ def compute_task(con: duckdb.DuckDBPyConnection, specs: list[IndicatorSpec],
 
 
 @task(name="build-and-sign", cache_policy=NO_CACHE, persist_result=False)
-def sign_task(cfg: NodeConfig, report: IngestReport,
-              results: list[IndicatorResult]) -> tuple[Submission, Path]:
-    submission = sub.build_submission(cfg.country, cfg.year, cfg.disclosure_threshold,
-                                      report, results)
-    envelope = sub.sign_submission(submission, cfg.key)
-    path = sub.write_outbox(envelope, cfg.outbox, submission.submission_id)
-    get_run_logger().info("signed submission %s written to %s\n%s", submission.submission_id,
-                          path, sub.summary(submission))
-    return submission, path
+def sign_task(cfg: NodeConfig, specs: list[IndicatorSpec], report: IngestReport,
+              results: list[IndicatorResult]) -> Signed:
+    def build(catalogue: str, revision: int) -> Submission:
+        return sub.build_submission(cfg.country, cfg.year, cfg.disclosure_threshold, report,
+                                    results, catalogue=catalogue, revision=revision)
+
+    signed = sub.seal_next_revision(build, cfg.country, cfg.year, specs, cfg)
+    get_run_logger().info("signed submission %s (revision %d) written to %s\n%s",
+                          signed.submission_id, signed.doc.revision, signed.path,
+                          sub.summary(signed.doc) if isinstance(signed.doc, Submission) else "")
+    return signed
 
 
-@task(name="send-to-hub", cache_policy=NO_CACHE, persist_result=False)
-def send_task(path: Path, hub_url: str) -> dict[str, Any]:
-    receipt = sub.post(path, hub_url)
-    get_run_logger().info("hub receipt: %s", receipt)
-    return receipt
+@task(name="read-outbox", cache_policy=NO_CACHE, persist_result=False)
+def outbox_task(cfg: NodeConfig, only: list[str] | None) -> list[Entry]:
+    entries = pending(read_outbox(cfg.outbox, _hub_key(cfg)))
+    return [e for e in entries if only is None or e.submission_id in only]
+
+
+def _hub_key(cfg: NodeConfig) -> Ed25519PublicKey | None:
+    return load_hub_key(cfg.hub_key) if cfg.hub_key else None
+
+
+def _transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect's retry condition: retry only what may succeed later, never a refusal."""
+    return isinstance(state.data, HubUnavailable)
+
+
+def _attempts_left() -> bool:
+    ctx = TaskRunContext.get()
+    return ctx is not None and ctx.task_run.run_count <= ctx.task.retries
+
+
+@task(name="deliver", cache_policy=NO_CACHE, persist_result=False, retries=RETRIES,
+      retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=_transient)
+def deliver_task(path: Path, cfg: NodeConfig) -> Outcome:
+    """One attempt; raises only a transient failure that a retry will follow, so the
+    final outcome (even a failed one) is a result, not a traceback in the log."""
+    log = get_run_logger()
+    if cfg.hub_key is None:  # NodeConfig requires it with hub_url; a caller may not
+        raise ValueError("hub_key is required to deliver: set it in node.toml")
+    retry_follows = _attempts_left()
+    try:
+        outcome = attempt(read_signed(path), cfg.hub_url, load_hub_key(cfg.hub_key),
+                          cfg.audit_log, retry_follows=retry_follows)
+    except HubUnavailable as exc:
+        log.warning("%s", exc)
+        # An overloaded hub says when to come back: wait that long (within reason) on top
+        # of the retry's own backoff, so the retry never comes sooner than asked.
+        wait = min(exc.retry_after or 0.0, RETRY_AFTER_CAP)
+        if wait:
+            time.sleep(wait)
+        raise
+    if outcome.receipt:
+        log.info("%s delivered: hub receipt at %s (hub audit entry %d)",
+                 outcome.submission_id, outcome.receipt.received_at.isoformat(),
+                 outcome.receipt.audit_seq)
+    else:
+        log.warning("%s %s: %s", outcome.submission_id, outcome.status, outcome.message)
+    return outcome
 
 
 @flow(name="emsbench-node", log_prints=True)
 def node_flow(config_path: Path) -> NodeResult:
     cfg = load_config_task(config_path)
     specs = load_specs_task(cfg)
-    # The validated rows live in a temporary DuckDB file that goes when the flow ends.
-    with tempfile.TemporaryDirectory(prefix="emsbench-node-") as workdir:
-        con, report = read_task(cfg, Path(workdir))
+    with workspace(cfg.workdir) as work:
+        if work.removed:
+            get_run_logger().warning("removed working files left in %s by a run that did "
+                                     "not finish: %s", work.path, ", ".join(work.removed))
+        con, report = read_task(cfg, work.path)
         results = compute_task(con, specs, cfg.disclosure_threshold)
-    submission, path = sign_task(cfg, report, results)
-    receipt = send_task(path, cfg.hub_url) if cfg.hub_url else None
-    return NodeResult(submission, path, receipt)
+    signed = sign_task(cfg, specs, report, results)
+    outcome = deliver_task(signed.path, cfg) if cfg.hub_url else None
+    if not isinstance(signed.doc, Submission):  # sign_task builds submissions only
+        raise TypeError(f"{signed.path} holds a {type(signed.doc).__name__}")
+    return NodeResult(signed.doc, signed.path, outcome)
+
+
+@flow(name="emsbench-node-send", log_prints=True)
+def send_flow(config_path: Path, only: list[str] | None = None) -> list[Outcome]:
+    cfg = load_config_task(config_path)
+    outcomes: list[Outcome] = []
+    for entry in outbox_task(cfg, only):
+        if outcomes and outcomes[-1].hub_unreachable:
+            # Retries are exhausted: the next entry would only wait as long again.
+            outcomes.append(Outcome(entry.submission_id, "pending", "not tried: the hub is "
+                                    "unreachable", hub_unreachable=True))
+            continue
+        outcomes.append(deliver_task(entry.path, cfg))
+    return outcomes
+
+
+def _quiet_heartbeat() -> Any:
+    # The heartbeat is off because a node run is short and local.
+    return temporary_settings(updates={"flows.heartbeat_frequency": None})  # type: ignore[dict-item]
 
 
 def run_node(config_path: Path) -> NodeResult:
-    """Run the flow; the heartbeat is off because a node run is short and local."""
-    with temporary_settings(updates={"flows.heartbeat_frequency": None}):  # type: ignore[dict-item]
+    """Compute, sign and (with a hub) deliver this period's submission."""
+    with _quiet_heartbeat():
         return node_flow(config_path)
+
+
+def send_pending(config_path: Path, only: list[str] | None = None) -> list[Outcome]:
+    """Deliver every pending outbox entry (or only the given ones), oldest first."""
+    with _quiet_heartbeat():
+        return send_flow(config_path, only)
+

@@ -1,30 +1,46 @@
-"""Compute, protect, package, sign and deliver a country's aggregates.
+"""Compute, protect, package, check and sign a country's documents.
 
-Plain functions; ``node.flow`` orders them as Prefect tasks. The outbox file is written
+Plain functions; ``node.flow`` orders them as Prefect tasks. A document is checked with the
+hub's own rules (``emsbench.conformance``) before it is signed, and written to the outbox
 before anything is sent, so a node keeps an exact copy of every envelope it signed and can
-resend it (the hub answers an identical resubmission with the same receipt).
+resend it (``node.delivery``; the hub answers an identical resubmission with the same
+receipt).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import httpx
 
 from emsbench import __version__, dsse, model
+from emsbench.conformance import Policy, Problem, check_document, is_small
 from emsbench.engine import compute
-from emsbench.specs import IndicatorSpec
-from emsbench.wire import DataQuality, IndicatorResult, Period, Submission
+from emsbench.specs import IndicatorSpec, catalogue_sha256
+from emsbench.wire import (
+    SUBMISSION_TYPE,
+    WITHDRAWAL_TYPE,
+    DataQuality,
+    Document,
+    IndicatorResult,
+    Period,
+    Submission,
+    Withdrawal,
+    kind_of,
+)
+from node import audit
+from node.config import NodeConfig
 from node.disclosure import protect, protect_counts
 from node.ingest import IngestReport
+from node.outbox import Signed, locked, next_revision, read_outbox, read_signed, write_envelope
 
 
-class DeliveryError(RuntimeError):
-    """The hub refused the submission or could not be reached."""
+class SigningRefused(ValueError):
+    """The node's own check found problems; nothing was signed."""
 
 
 def compute_all(con: duckdb.DuckDBPyConnection, specs: list[IndicatorSpec],
@@ -34,49 +50,80 @@ def compute_all(con: duckdb.DuckDBPyConnection, specs: list[IndicatorSpec],
 
 
 def build_submission(country: str, year: int, threshold: int, report: IngestReport,
-                     results: list[IndicatorResult]) -> Submission:
+                     results: list[IndicatorResult], *, catalogue: str, revision: int,
+                     created_at: datetime | None = None) -> Submission:
+    # Every count leaves through the small-count rule, the row totals included: a file of
+    # three rows would otherwise say so.
     quality = DataQuality(
-        rows_read=report.rows_read, rows_accepted=report.rows_accepted,
+        rows_read=None if is_small(report.rows_read, threshold) else report.rows_read,
+        rows_accepted=None if is_small(report.rows_accepted, threshold)
+        else report.rows_accepted,
         rejected_by_reason=protect_counts(report.rejected_by_reason, threshold))
     return Submission(
-        submission_id=f"{country}-{year}-{uuid.uuid4().hex[:16]}", country=country,
-        period=Period(year=year), created_at=datetime.now(UTC), software_version=__version__,
-        model_version=model.MODEL_VERSION, disclosure_threshold=threshold,
-        data_quality=quality, indicators=results)
+        submission_id=_new_id(country, year), country=country, period=Period(year=year),
+        catalogue=catalogue, revision=revision, created_at=created_at or datetime.now(UTC),
+        software_version=__version__, model_version=model.MODEL_VERSION,
+        disclosure_threshold=threshold, data_quality=quality, indicators=results)
 
 
-def sign_submission(submission: Submission, key_path: Path) -> dict[str, Any]:
-    return dsse.sign(submission.to_bytes(), dsse.load_private_key(key_path))
+def build_withdrawal(country: str, year: int, catalogue: str, revision: int, reason: str,
+                     created_at: datetime | None = None) -> Withdrawal:
+    return Withdrawal(submission_id=_new_id(country, year), country=country,
+                      period=Period(year=year), catalogue=catalogue, revision=revision,
+                      created_at=created_at or datetime.now(UTC), reason=reason)
 
 
-def write_outbox(envelope: dict[str, Any], outbox: Path, submission_id: str) -> Path:
-    """Write ``<outbox>/<submission-id>.json`` atomically (temp file, then rename)."""
-    outbox.mkdir(parents=True, exist_ok=True)
-    target = outbox / f"{submission_id}.json"
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_bytes(dsse.envelope_bytes(envelope))
-    tmp.replace(target)
-    return target
+def _new_id(country: str, year: int) -> str:
+    return f"{country}-{year}-{uuid.uuid4().hex[:16]}"
 
 
-def post(envelope_file: Path, hub_url: str, timeout: float = 60.0) -> dict[str, Any]:
-    """POST the outbox file's exact bytes to the hub; return the receipt."""
-    url = f"{hub_url}/v1/submissions"
-    try:
-        resp = httpx.post(url, content=envelope_file.read_bytes(), timeout=timeout,
-                          headers={"content-type": "application/json"})
-    except httpx.HTTPError as exc:
-        raise DeliveryError(f"cannot reach the hub at {url}: {exc}. The signed submission is "
-                            f"kept in {envelope_file}; resend it when the hub is up") from exc
-    if resp.status_code not in (200, 201):
-        try:
-            err = resp.json()["error"]
-            detail = f"{err['code']}: {err['message']}"
-        except (ValueError, KeyError, TypeError):
-            detail = resp.text[:500]
-        raise DeliveryError(f"the hub refused {envelope_file.name} ({resp.status_code}) {detail}")
-    receipt: dict[str, Any] = resp.json()
-    return receipt
+def self_check(doc: Document, specs: list[IndicatorSpec], threshold: int,
+               at: datetime | None = None) -> list[Problem]:
+    """What the hub would object to, judged by the same rules, before anything is signed."""
+    return check_document(doc, specs, catalogue_sha256(specs),
+                          Policy(min_disclosure_threshold=threshold), at or datetime.now(UTC))
+
+
+def sign_document(doc: Document, key_path: Path) -> dict[str, Any]:
+    payload_type = WITHDRAWAL_TYPE if isinstance(doc, Withdrawal) else SUBMISSION_TYPE
+    return dsse.sign(doc.to_bytes(), dsse.load_private_key(key_path), payload_type=payload_type)
+
+
+def seal(doc: Document, specs: list[IndicatorSpec], cfg: NodeConfig) -> Signed:
+    """Check, sign, write to the outbox and log a document; refuse to sign a faulty one."""
+    problems = self_check(doc, specs, cfg.disclosure_threshold)
+    if problems:
+        raise SigningRefused(
+            f"refusing to sign {doc.submission_id}: {len(problems)} problem(s) the hub "
+            f"would refuse it for: " + "; ".join(map(str, problems)))
+    audit.check_appendable(cfg.audit_log)
+    envelope = sign_document(doc, cfg.key)
+    path = write_envelope(cfg.outbox, envelope, doc.submission_id)
+    signed = read_signed(path)  # what is on disk is what gets sent and logged
+    audit.append(cfg.audit_log, "signed", {
+        "submission_id": doc.submission_id, "kind": kind_of(doc), "year": doc.period.year,
+        "revision": doc.revision, "catalogue": doc.catalogue,
+        "payload_sha256": signed.payload_sha256})
+    return signed
+
+
+def seal_next_revision(build: Callable[[str, int], Document], country: str, year: int,
+                       specs: list[IndicatorSpec], cfg: NodeConfig) -> Signed:
+    """Seal ``build(catalogue, revision)`` as the next revision of its period.
+
+    The revision is 1 + the highest in the outbox for (country, year, catalogue of
+    ``specs``); the outbox is locked from reading it to writing the new envelope.
+    """
+    catalogue = catalogue_sha256(specs)
+    with locked(cfg.outbox):
+        revision = next_revision(read_outbox(cfg.outbox), country, year, catalogue)
+        doc = build(catalogue, revision)
+        if (doc.country, doc.period.year, doc.catalogue, doc.revision) != \
+                (country, year, catalogue, revision):
+            raise ValueError(f"the document built is for {doc.country} {doc.period.year} "
+                             f"revision {doc.revision}, not {country} {year} revision "
+                             f"{revision} of this catalogue")
+        return seal(doc, specs, cfg)
 
 
 def summary(submission: Submission) -> str:

@@ -8,8 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from emsbench import dsse
 from emsbench.cli import main
 from emsbench.demo import COUNTRIES
+from hub.trust import write_registry
+from node.audit import verify_log
+from node.outbox import read_outbox
+from node.receipt import load_hub_key
 
 
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -40,8 +45,12 @@ def test_demo_federates_six_countries_into_a_report(tmp_path: Path) -> None:
                                                   "SURV-UTSTEIN", "STROKE-PRENOTE"}
     # Iceland at this scale is small: disclosure control must show in the report.
     assert any(r["suppressed"] == "true" for r in rows if r["country"] == "IS")
+    # Every node holds exactly one submission, delivered: a receipt signed by the hub's key.
+    hub_key = load_hub_key(out / "hub" / "hub-key.pub")
     for c in COUNTRIES:
-        assert len(list((out / "nodes" / c / "outbox").glob("*.json"))) == 1
+        [entry] = read_outbox(out / "nodes" / c / "outbox", hub_key)
+        assert entry.status == "delivered" and entry.kind == "submission", entry
+        assert verify_log(out / "nodes" / c / "audit.jsonl") == (2, [])  # signed, delivered
 
 
 def test_keygen_writes_a_key_pair_and_refuses_to_overwrite(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -65,9 +74,21 @@ def test_errors_say_what_to_do(tmp_path: Path, capsys) -> None:  # type: ignore[
     assert main(["node", "run", "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "country" in err and "data: Field required" in err
+    sends = tmp_path / "sends.toml"
+    sends.write_text('[node]\ncountry = "NO"\nyear = 2025\ndata = "d.parquet"\nkey = "k.pem"\n'
+                     'outbox = "out"\nhub_url = "http://127.0.0.1:8750"\n', encoding="utf-8")
+    for action in ("run", "send", "status"):
+        assert main(["node", action, "--config", str(sends)]) == 2
+        assert "hub_key is required when hub_url is set" in capsys.readouterr().err
+    with sends.open("a", encoding="utf-8") as fh:
+        fh.write('hub_key = "nowhere/hub-key.pub"\n')
+    assert main(["node", "send", "--config", str(sends)]) == 2
+    assert "cannot read hub_key" in capsys.readouterr().err
     hub = tmp_path / "hub.toml"
     hub.write_text('[hub]\ndatabase = "hub.duckdb"\ntrust_registry = "trust.toml"\n',
                    encoding="utf-8")
+    write_registry(tmp_path / "trust.toml", {"NO": [dsse.public_key_b64(
+        dsse.generate_key().public_key)]})  # a hub set up, but no node has sent anything
     assert main(["hub", "report", "--config", str(hub), "--year", "2025",
                  "--out", str(tmp_path / "r")]) == 2
     assert "start the hub and run the nodes first" in capsys.readouterr().err

@@ -166,3 +166,28 @@ def test_signature_error_default_code_keeps_old_calls_working() -> None:
     err = dsse.SignatureError("cannot read key")
     assert isinstance(err, ValueError) and err.code == "invalid_envelope"
     assert str(err) == "cannot read key"
+
+
+def test_saved_private_key_loads_back_and_is_owner_only(tmp_path: Path) -> None:
+    import os  # imported here: these tests were appended below an unchanged header
+
+    key = dsse.generate_key()
+    path = tmp_path / "sub" / "node.pem"
+    old = os.umask(0)  # the most permissive umask: only the mode given at creation counts
+    try:
+        dsse.save_private_key(key, path)
+    finally:
+        os.umask(old)
+    assert (path.stat().st_mode & 0o777) == 0o600
+    assert dsse.load_private_key(path).keyid == key.keyid
+
+
+def test_save_private_key_refuses_to_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "node.pem"
+    first = dsse.generate_key()
+    dsse.save_private_key(first, path)
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError):
+        dsse.save_private_key(dsse.generate_key(), path)
+    assert path.read_bytes() == before
+    assert dsse.load_private_key(path).keyid == first.keyid

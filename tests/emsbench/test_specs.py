@@ -65,3 +65,25 @@ def test_unknown_ids_and_empty_folders_are_errors(tmp_path: Path) -> None:
         load_specs(tmp_path)
     with pytest.raises(SpecError, match="unknown indicator id 'NOPE'"):
         load_specs(only=["NOPE"])
+
+
+def test_strata_need_a_closed_code_set(tmp_path: Path) -> None:
+    # An identifier or a timestamp as a stratum would put row-level values in the outbox.
+    for column in ("mission_id", "call_received", "patient_age"):
+        _write(tmp_path, "LEAK.yaml", _good() | {"id": "LEAK", "strata": [column], "tests": [
+            {"name": "t", "rows": [{}], "expect": [{"stratum": {column: "x"},
+                                                  "numerator": 0, "denominator": 0}]}]})
+        with pytest.raises(SpecError) as info:
+            load_specs(tmp_path)
+        assert f"stratum '{column}' has no closed code set" in "\n".join(info.value.problems)
+
+
+def test_catalogue_hash_follows_every_spec_definition(tmp_path: Path) -> None:
+    from emsbench.specs import catalogue_sha256
+
+    specs = load_specs()
+    assert catalogue_sha256(specs) == catalogue_sha256(list(reversed(specs)))  # order-free
+    assert catalogue_sha256(specs[1:]) != catalogue_sha256(specs)
+    _write(tmp_path, "BCPR.yaml", _good() | {"numerator": "coalesce(ca_bystander_aed, false)"})
+    changed = [s for s in specs if s.id != "BCPR"] + load_specs(tmp_path)
+    assert catalogue_sha256(changed) != catalogue_sha256(specs)

@@ -1,4 +1,9 @@
-"""Merging country submissions: pooling, suppression, missing strata, spec checks, CSV."""
+"""Merging country submissions: pooling, suppression, missing strata, conformance, CSV.
+
+Every result built here conforms to its spec (strata from the common model's code sets, no
+released count from 1 to threshold − 1, numerator ≤ denominator), because the merge runs
+``emsbench.conformance`` on each result and refuses anything that does not conform.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from emsbench.specs import Bins, ExpectedCell, IndicatorSpec, SpecTestCase
+from emsbench.specs import Bins, ExpectedCell, IndicatorSpec, SpecTestCase, catalogue_sha256
 from emsbench.wire import Cell, DataQuality, IndicatorResult, Period, Submission
 from hub.export import COLUMNS, write_csv
 from hub.merge import Figure, SpecMismatchError, data_quality_rows, merge
 from hub.stats import histogram_quantile, wilson_interval
 
 YEAR = 2025
+THRESHOLD = 5
 _CASE = SpecTestCase(name="t", rows=[], expect=[ExpectedCell()])
 
 
@@ -22,7 +28,7 @@ def share_spec() -> IndicatorSpec:
     return IndicatorSpec(id="CA-ROSC", version="1.0.0", title="ROSC after cardiac arrest",
                          description="Share of cardiac arrests with return of circulation.",
                          unit="percent", direction="higher_is_better", type="share",
-                         population="true", numerator="true", strata=["urgency"],
+                         population="true", numerator="true", strata=["urgency_level"],
                          tests=[_CASE])
 
 
@@ -32,6 +38,9 @@ def dist_spec() -> IndicatorSpec:
                          unit="minutes", direction="lower_is_better", type="distribution",
                          population="true", measure="1", bins=Bins(start=0, width=2, count=4),
                          quantile=0.5, tests=[_CASE])
+
+
+CATALOGUE = catalogue_sha256([share_spec(), dist_spec()])
 
 
 def share(spec: IndicatorSpec, cells: list[Cell]) -> IndicatorResult:
@@ -53,29 +62,35 @@ def single(counts: list[int]) -> list[tuple[int, int, int]]:
 
 def sub(country: str, results: list[IndicatorResult], year: int = YEAR) -> Submission:
     return Submission(submission_id=f"{country}-{year}-0001", country=country,
-                      period=Period(year=year), created_at=datetime(2026, 2, 1, tzinfo=UTC),
-                      software_version="0.1.0", model_version="1", disclosure_threshold=5,
+                      period=Period(year=year), catalogue=CATALOGUE, revision=1,
+                      created_at=datetime(2026, 2, 1, tzinfo=UTC),
+                      software_version="0.1.0", model_version="1",
+                      disclosure_threshold=THRESHOLD,
                       data_quality=DataQuality(rows_read=1000, rows_accepted=990,
                                                rejected_by_reason={"missing_time": 10}),
                       indicators=results)
 
 
-def cell(urgency: str, num: int | None, den: int | None) -> Cell:
-    return Cell(stratum={"urgency": urgency}, numerator=num, denominator=den,
+def cell(level: str, num: int | None, den: int | None) -> Cell:
+    return Cell(stratum={"urgency_level": level}, numerator=num, denominator=den,
                 suppressed=num is None)
+
+
+# Norway's response-time histogram, uncoarsened (every bin holds at least the threshold).
+NO_TIMES = [6, 12, 6, 6, 0]
 
 
 @pytest.fixture
 def figures() -> list[Figure]:
     s, d = share_spec(), dist_spec()
     subs = [
-        sub("NO", [share(s, [cell("A", 30, 100), cell("B", 10, 50)]),
-                   dist(d, single([1, 4, 3, 2, 0]))]),
+        sub("NO", [share(s, [cell("U1", 30, 100), cell("U2", 10, 50)]),
+                   dist(d, single(NO_TIMES))]),
         # Sweden's histogram was coarsened by its node into two runs of two bins each.
-        sub("SE", [share(s, [cell("A", 45, 150), cell("B", None, None)]),
+        sub("SE", [share(s, [cell("U1", 45, 150), cell("U2", None, None)]),
                    dist(d, [(0, 1, 6), (2, 3, 6)])]),
-        sub("US", [share(s, [cell("A", 500, 1000), cell("C", 7, 20)]),
-                   dist(d, single([0, 0, 1, 9, 90]))]),
+        sub("US", [share(s, [cell("U1", 500, 1000), cell("U3", 7, 20)]),
+                   dist(d, single([0, 0, 5, 10, 90]))]),
     ]
     return merge(subs, [s, d], YEAR)
 
@@ -86,51 +101,52 @@ def pick(figs: list[Figure], ind: str, country: str, stratum: str = "") -> Figur
 
 
 def test_nordic_pool_is_the_sum_of_nordic_counts_and_excludes_us(figures: list[Figure]) -> None:
-    a = pick(figures, "CA-ROSC", "NORDIC", "urgency=A")
+    a = pick(figures, "CA-ROSC", "NORDIC", "urgency_level=U1")
     assert (a.numerator, a.denominator) == (30 + 45, 100 + 150)
     assert a.value == pytest.approx(100 * 75 / 250)
     lo, hi = wilson_interval(75, 250)
     assert (a.ci_low, a.ci_high) == (pytest.approx(100 * lo), pytest.approx(100 * hi))
     assert a.n_countries == 2 and not a.suppressed
-    # the US stratum C exists for NORDIC too, with nothing in it
-    c = pick(figures, "CA-ROSC", "NORDIC", "urgency=C")
+    # the US stratum U3 exists for NORDIC too, with nothing in it
+    c = pick(figures, "CA-ROSC", "NORDIC", "urgency_level=U3")
     assert (c.numerator, c.denominator, c.value, c.n_countries) == (0, 0, None, 0)
 
 
 def test_country_figures_keep_their_own_counts(figures: list[Figure]) -> None:
-    us = pick(figures, "CA-ROSC", "US", "urgency=A")
+    us = pick(figures, "CA-ROSC", "US", "urgency_level=U1")
     assert (us.numerator, us.denominator, us.value) == (500, 1000, pytest.approx(50.0))
     assert us.unit == "percent" and us.spec_version == "1.0.0" and us.year == YEAR
 
 
 def test_suppressed_share_cell(figures: list[Figure]) -> None:
-    se = pick(figures, "CA-ROSC", "SE", "urgency=B")
+    se = pick(figures, "CA-ROSC", "SE", "urgency_level=U2")
     assert (se.numerator, se.denominator, se.value, se.ci_low) == (None, None, None, None)
     assert se.suppressed
     # The pool carries on with Norway's released pair only, and says something is missing.
-    pooled = pick(figures, "CA-ROSC", "NORDIC", "urgency=B")
+    pooled = pick(figures, "CA-ROSC", "NORDIC", "urgency_level=U2")
     assert (pooled.numerator, pooled.denominator) == (10, 50)
     assert pooled.suppressed and pooled.n_countries == 1
 
 
 def test_missing_stratum_gives_zero_counts_not_suppressed(figures: list[Figure]) -> None:
-    no_c = pick(figures, "CA-ROSC", "NO", "urgency=C")
-    assert (no_c.numerator, no_c.denominator, no_c.value, no_c.suppressed) == (0, 0, None, False)
-    us_b = pick(figures, "CA-ROSC", "US", "urgency=B")
-    assert (us_b.denominator, us_b.suppressed) == (0, False)
+    no_u3 = pick(figures, "CA-ROSC", "NO", "urgency_level=U3")
+    assert (no_u3.numerator, no_u3.denominator, no_u3.value, no_u3.suppressed) == (
+        0, 0, None, False)
+    us_u2 = pick(figures, "CA-ROSC", "US", "urgency_level=U2")
+    assert (us_u2.denominator, us_u2.suppressed) == (0, False)
     strata = {f.stratum for f in figures if f.indicator_id == "CA-ROSC"}
     countries = {f.country for f in figures if f.indicator_id == "CA-ROSC"}
-    assert strata == {"urgency=A", "urgency=B", "urgency=C"}
+    assert strata == {"urgency_level=U1", "urgency_level=U2", "urgency_level=U3"}
     assert countries == {"NO", "SE", "US", "NORDIC"}
     assert len([f for f in figures if f.indicator_id == "CA-ROSC"]) == 3 * 4
 
 
 def test_distribution_pool_adds_released_bins(figures: list[Figure]) -> None:
     pooled = pick(figures, "RT-P90", "NORDIC")
-    # NO [1,4,3,2,0] + SE runs spread evenly [3,3,3,3,0] = [4,7,6,5,0]; n = 22; the median
-    # rank 11 is reached in bin 1 (cumulative 4 before it): 2 + (11 − 4)/7 · 2 = 4.0 minutes.
-    assert pooled.denominator == 22 and pooled.numerator is None
-    assert pooled.value == pytest.approx(4.0)
+    # NO [6,12,6,6,0] + SE runs spread evenly [3,3,3,3,0] = [9,15,9,9,0]; n = 42; the median
+    # rank 21 is reached in bin 1 (cumulative 9 before it): 2 + (21 − 9)/15 · 2 = 3.6 minutes.
+    assert pooled.denominator == 42 and pooled.numerator is None
+    assert pooled.value == pytest.approx(3.6)
     assert not pooled.suppressed and pooled.n_countries == 2
     assert None not in (pooled.value, pooled.ci_low, pooled.ci_high)
     assert pooled.ci_low <= pooled.value <= pooled.ci_high  # type: ignore[operator]
@@ -143,29 +159,75 @@ def test_distribution_pool_adds_released_bins(figures: list[Figure]) -> None:
 
 def test_withheld_distribution_cell_flags_the_pool() -> None:
     d = dist_spec()
-    figs = merge([sub("NO", [dist(d, single([1, 4, 3, 2, 0]))]), sub("IS", [dist(d, None)])],
+    figs = merge([sub("NO", [dist(d, single(NO_TIMES))]), sub("IS", [dist(d, None)])],
                  [d], YEAR)
     iceland, pooled = pick(figs, "RT-P90", "IS"), pick(figs, "RT-P90", "NORDIC")
     assert iceland.suppressed and iceland.value is None and iceland.denominator == 0
-    assert pooled.suppressed and pooled.denominator == 10 and pooled.n_countries == 1
+    assert pooled.suppressed and pooled.denominator == sum(NO_TIMES)
+    assert pooled.n_countries == 1
 
 
 def test_order_is_indicator_stratum_country(figures: list[Figure]) -> None:
     rosc = [(f.stratum, f.country) for f in figures if f.indicator_id == "CA-ROSC"]
-    assert rosc[:4] == [("urgency=A", c) for c in ("NO", "SE", "NORDIC", "US")]
+    assert rosc[:4] == [("urgency_level=U1", c) for c in ("NO", "SE", "NORDIC", "US")]
+    assert [f.indicator_id for f in figures] == sorted(
+        (f.indicator_id for f in figures), key=["CA-ROSC", "RT-P90"].index)
 
 
 def test_no_nordic_figure_without_nordic_submissions() -> None:
     s = share_spec()
-    figs = merge([sub("US", [share(s, [cell("A", 1, 2)])])], [s], YEAR)
+    figs = merge([sub("US", [share(s, [cell("U1", 10, 20)])])], [s], YEAR)
     assert {f.country for f in figs} == {"US"}
 
 
 def test_spec_hash_mismatch_is_refused() -> None:
     s = share_spec()
     other = s.model_copy(update={"version": "1.0.1"})  # same id, another definition
-    with pytest.raises(SpecMismatchError, match="CA-ROSC.*1.0.0.*1.0.1"):
-        merge([sub("NO", [share(s, [cell("A", 1, 2)])])], [other], YEAR)
+    with pytest.raises(SpecMismatchError, match=r"spec_mismatch: .*CA-ROSC.*1\.0\.0.*1\.0\.1"):
+        merge([sub("NO", [share(s, [cell("U1", 10, 20)])])], [other], YEAR)
+
+
+def _bad(result: IndicatorResult, code: str, name: str) -> object:
+    return pytest.param(result, code, id=name)
+
+
+@pytest.mark.parametrize(("result", "code"), [
+    _bad(share(share_spec(), [cell("U1", 30, 20)]), "numerator_exceeds_denominator",
+         "numerator>denominator"),
+    _bad(share(share_spec(), [cell("U1", 3, 50)]), "disclosure_violation", "small-numerator"),
+    _bad(share(share_spec(), [cell("U1", 47, 50)]), "disclosure_violation",
+         "small-complement"),
+    _bad(share(share_spec(), [cell("U9", 10, 20)]), "unknown_stratum_value", "unknown-code"),
+    _bad(share(share_spec(), [cell("U1", 10, 20), cell("U1", 10, 20)]), "duplicate_stratum",
+         "duplicate-stratum"),
+    _bad(share(share_spec(), [Cell(stratum={"urgency_level": "U1"}, numerator=10,
+                                   suppressed=True)]), "suppression_inconsistent",
+         "half-withheld"),
+    _bad(dist(dist_spec(), [(0, 1, 6), (1, 2, 6)]), "invalid_bins", "overlapping-runs"),
+    _bad(dist(dist_spec(), [(0, 5, 6)]), "invalid_bins", "run-beyond-last-bin"),
+    _bad(dist(dist_spec(), single([6, 2, 6, 6, 0])), "disclosure_violation", "small-bin"),
+])
+def test_non_conforming_result_is_refused_naming_the_problem(result: IndicatorResult,
+                                                             code: str) -> None:
+    spec = share_spec() if result.type == "share" else dist_spec()
+    good = sub("SE", [share(share_spec(), [cell("U1", 45, 150)]), dist(dist_spec(),
+                                                                        single(NO_TIMES))])
+    with pytest.raises(SpecMismatchError, match=rf"NO submission NO-{YEAR}-0001: {code}: "):
+        merge([good, sub("NO", [result])], [spec], YEAR)
+
+
+def test_a_result_for_a_strata_column_outside_the_model_is_refused() -> None:
+    made_up = share_spec().model_copy(update={"strata": ["urgency"]})
+    result = share(made_up, [Cell(stratum={"urgency": "A"}, numerator=10, denominator=20)])
+    with pytest.raises(SpecMismatchError, match="unknown_stratum_value: .*urgency"):
+        merge([sub("NO", [result])], [made_up], YEAR)
+
+
+def test_indicators_without_a_hub_spec_are_ignored() -> None:
+    s, d = share_spec(), dist_spec()
+    figs = merge([sub("NO", [share(s, [cell("U1", 10, 20)]), dist(d, single(NO_TIMES))])],
+                 [s], YEAR)
+    assert {f.indicator_id for f in figs} == {"CA-ROSC"}
 
 
 def test_wrong_year_and_duplicate_country_are_refused() -> None:
@@ -181,6 +243,7 @@ def test_data_quality_rows_in_country_order() -> None:
     assert [r.country for r in rows] == ["NO", "DK", "US"]
     assert (rows[0].rows_read, rows[0].rows_accepted) == (1000, 990)
     assert rows[0].rejected_by_reason == {"missing_time": 10}
+    assert rows[0].disclosure_threshold == THRESHOLD and rows[0].software_version == "0.1.0"
 
 
 def test_csv_header_and_rows_read_back(figures: list[Figure], tmp_path: Path) -> None:
@@ -191,15 +254,15 @@ def test_csv_header_and_rows_read_back(figures: list[Figure], tmp_path: Path) ->
         rows = list(csv.DictReader(fh))
     assert len(rows) == len(figures)
     a = next(r for r in rows if (r["indicator_id"], r["country"], r["stratum"])
-             == ("CA-ROSC", "NORDIC", "urgency=A"))
+             == ("CA-ROSC", "NORDIC", "urgency_level=U1"))
     assert (a["numerator"], a["denominator"], a["value"]) == ("75", "250", "30.00")
     assert a["suppressed"] == "false" and a["unit"] == "percent" and a["year"] == "2025"
     lo, hi = wilson_interval(75, 250)
     assert (a["ci_low"], a["ci_high"]) == (f"{100 * lo:.2f}", f"{100 * hi:.2f}")
     b = next(r for r in rows if (r["indicator_id"], r["country"], r["stratum"])
-             == ("CA-ROSC", "SE", "urgency=B"))
+             == ("CA-ROSC", "SE", "urgency_level=U2"))
     assert (b["numerator"], b["value"], b["suppressed"]) == ("", "", "true")
     # sorted by indicator id, then stratum, then NO, SE, DK, FI, IS, NORDIC, US
     assert [r["indicator_id"] for r in rows] == sorted(r["indicator_id"] for r in rows)
     first = [(r["stratum"], r["country"]) for r in rows[:4]]
-    assert first == [("urgency=A", c) for c in ("NO", "SE", "NORDIC", "US")]
+    assert first == [("urgency_level=U1", c) for c in ("NO", "SE", "NORDIC", "US")]

@@ -1,4 +1,8 @@
-"""The HTML report: content, suppression markers, survival endpoints, well-formed markup.
+"""The HTML report: content, suppression markers, survival endpoints, provenance, markup.
+
+The report is built from a ``hub.ledger.PeriodView``: the standing revision per country
+(a store ``Record`` with its signed document) and the revisions set aside. The views here
+are built directly from records, without a store or a trust registry.
 
 ``render_preview(out_dir)`` renders the same fixture for a human to look at:
 ``python -c "import sys; sys.path.insert(0, 'tests/hub'); import test_report as t;
@@ -7,22 +11,41 @@ t.render_preview('/tmp/report-preview')"``.
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from emsbench.specs import Bins, ExpectedCell, IndicatorSpec, SpecTestCase
-from emsbench.wire import Cell, DataQuality, IndicatorResult, Period, Submission
+from emsbench import __version__, dsse
+from emsbench.specs import Bins, ExpectedCell, IndicatorSpec, SpecTestCase, catalogue_sha256
+from emsbench.wire import (
+    SUBMISSION_TYPE,
+    WITHDRAWAL_TYPE,
+    Cell,
+    DataQuality,
+    IndicatorResult,
+    Period,
+    Submission,
+    Withdrawal,
+)
+from hub.export import COLUMNS
+from hub.ledger import Note, PeriodView, Standing
 from hub.merge import data_quality_rows, merge
-from hub.report import build_report, export_csv, write_report
-from node.disclosure import coarsen
+from hub.report import build_report, export_csv, provenance, write_report
+from hub.store import Record
+from node.disclosure import coarsen, protect_cell
 
 YEAR = 2025
 NORDIC = ("NO", "SE", "DK", "FI", "IS")
+COUNTRIES = (*NORDIC, "US")
+RECEIVED = datetime(2026, 2, 1, 10, 0, tzinfo=UTC)
 _CASE = SpecTestCase(name="t", rows=[], expect=[ExpectedCell()])
 
 
@@ -37,11 +60,11 @@ def fixture_specs() -> list[IndicatorSpec]:
               description="Median minutes from call answered to first ambulance on scene, "
                           "for the most urgent calls.", unit="minutes",
               direction="lower_is_better", type="distribution", measure="1",
-              bins=Bins(start=0, width=1, count=60), quantile=0.5, strata=["area"]),
+              bins=Bins(start=0, width=1, count=60), quantile=0.5, strata=["urbanicity"]),
         _spec(id="CA-SURV", title="Survival after out-of-hospital cardiac arrest",
               description="Share of patients with cardiac arrest treated by EMS who survive.",
               unit="percent", direction="higher_is_better", type="share", numerator="true",
-              strata=["ca_survival_endpoint", "witnessed"]),
+              strata=["ca_survival_endpoint", "ca_witnessed_by"]),
     ]
 
 
@@ -52,9 +75,7 @@ def _result(spec: IndicatorSpec, cells: list[Cell]) -> IndicatorResult:
 
 def _share(num: int, den: int, threshold: int = 5, **stratum: str) -> Cell:
     # Disclosure control as a node applies it: a small count hides the whole pair.
-    if num < threshold or den - num < threshold:
-        return Cell(stratum=stratum, suppressed=True)
-    return Cell(stratum=stratum, numerator=num, denominator=den)
+    return protect_cell(Cell(stratum=stratum, numerator=num, denominator=den), threshold)
 
 
 def _times(rng: np.random.Generator, n: int, median: float, threshold: int = 5) -> Cell:
@@ -69,17 +90,22 @@ def fixture_submissions(specs: list[IndicatorSpec]) -> list[Submission]:
     rng = np.random.default_rng(2025)
     size = {"NO": 1.0, "SE": 2.0, "DK": 1.2, "FI": 1.1, "IS": 0.08, "US": 6.0}
     survival = {"NO": 1.0, "SE": 0.9, "DK": 1.15, "FI": 0.85, "IS": 1.0, "US": 0.7}
+    # Sweden's standing figures are a correction (revision 2).
+    revision = {"SE": 2}
     subs = []
     for country, k in size.items():
-        endpoint = "discharge" if country == "US" else "30_day"
+        endpoint = "discharge" if country == "US" else "30d"
         rt_cells = [_times(rng, int(4000 * k), 9.0 + i * 5 + (country == "US"))
-                    .model_copy(update={"stratum": {"area": area}})
+                    .model_copy(update={"stratum": {"urbanicity": area}})
                     for i, area in enumerate(["urban", "rural"])]
         surv_cells = [_share(int(600 * k * p * survival[country]), int(600 * k * share_w),
-                             ca_survival_endpoint=endpoint, witnessed=w)
-                      for w, p, share_w in [("yes", 0.16, 0.6), ("no", 0.05, 0.4)]]
+                             ca_survival_endpoint=endpoint, ca_witnessed_by=w)
+                      for w, p, share_w in [("bystander", 0.16, 0.6),
+                                            ("unwitnessed", 0.05, 0.4)]]
+        rev = revision.get(country, 1)
         subs.append(Submission(
-            submission_id=f"{country}-{YEAR}-01", country=country, period=Period(year=YEAR),
+            submission_id=f"{country}-{YEAR}-{rev:02d}", country=country,
+            period=Period(year=YEAR), catalogue=catalogue_sha256(specs), revision=rev,
             created_at=datetime(2026, 2, 1, tzinfo=UTC), software_version="0.1.0",
             model_version="1", disclosure_threshold=5,
             data_quality=DataQuality(rows_read=int(50000 * k), rows_accepted=int(49000 * k),
@@ -89,12 +115,41 @@ def fixture_submissions(specs: list[IndicatorSpec]) -> list[Submission]:
     return subs
 
 
+@cache
+def _key(country: str) -> dsse.KeyPair:
+    return dsse.generate_key()
+
+
+def record(doc: Submission | Withdrawal, received_at: datetime = RECEIVED) -> Record:
+    """The store record of ``doc`` as intake would have written it."""
+    payload = doc.to_bytes()
+    withdrawal = isinstance(doc, Withdrawal)
+    key = _key(doc.country)
+    envelope = dsse.sign(payload, key,
+                         payload_type=WITHDRAWAL_TYPE if withdrawal else SUBMISSION_TYPE)
+    return Record(submission_id=doc.submission_id,
+                  kind="withdrawal" if withdrawal else "submission", country=doc.country,
+                  year=doc.period.year, catalogue=doc.catalogue, revision=doc.revision,
+                  payload_sha256=hashlib.sha256(payload).hexdigest(), keyid=key.keyid,
+                  received_at=received_at, envelope=json.dumps(envelope), response={})
+
+
+def standing(doc: Submission | Withdrawal, received_at: datetime = RECEIVED) -> Standing:
+    return Standing(record(doc, received_at), doc)
+
+
+# Denmark's revision 2 failed the re-check, so its revision 1 stands.
+SET_ASIDE = [Note("DK", YEAR, f"DK-{YEAR}-02", 2, "signature_invalid: the stored envelope "
+                  "does not verify")]
+
+
+def fixture_view(specs: list[IndicatorSpec] | None = None) -> PeriodView:
+    subs = fixture_submissions(specs or fixture_specs())
+    return PeriodView(YEAR, standing=[standing(s) for s in subs], set_aside=list(SET_ASIDE))
+
+
 def render_preview(out_dir: Path | str) -> Path:
-    specs = fixture_specs()
-    subs = fixture_submissions(specs)
-    meta = {"generated_at": "2026-02-02 09:00 UTC", "software_version": "0.1.0"}
-    return write_report(merge(subs, specs, YEAR), specs, data_quality_rows(subs), YEAR,
-                        out_dir, meta)
+    return build_report(fixture_view(), fixture_specs(), out_dir)
 
 
 class _Checker(HTMLParser):
@@ -123,6 +178,14 @@ class _Checker(HTMLParser):
             self.stack.pop()
 
 
+def _well_formed(html: str) -> _Checker:
+    checker = _Checker()
+    checker.feed(html)
+    checker.close()
+    assert checker.errors == [] and checker.stack == []
+    return checker
+
+
 @pytest.fixture(scope="module")
 def html(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = render_preview(tmp_path_factory.mktemp("report"))
@@ -130,9 +193,13 @@ def html(tmp_path_factory: pytest.TempPathFactory) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def _provenance_section(html: str) -> str:
+    return html.split('id="h-provenance"')[1].split("</section>")[0]
+
+
 def test_page_has_title_countries_and_indicators(html: str) -> None:
     assert f"Nordic–US prehospital EMS benchmark {YEAR}</h1>" in html
-    for code in (*NORDIC, "US"):
+    for code in COUNTRIES:
         assert f"({code})</th>" in html
     assert "Nordic pooled" in html
     for spec in fixture_specs():
@@ -140,11 +207,9 @@ def test_page_has_title_countries_and_indicators(html: str) -> None:
 
 
 def test_markup_is_well_formed_with_accessible_tables(html: str) -> None:
-    checker = _Checker()
-    checker.feed(html)
-    checker.close()
-    assert checker.errors == [] and checker.stack == []
-    assert checker.tags["table"] == 3 and checker.tags["caption"] == 3
+    checker = _well_formed(html)
+    # two indicators, data quality and provenance
+    assert checker.tags["table"] == 4 and checker.tags["caption"] == 4
     assert 'scope="col"' in html and 'scope="row"' in html
     # self-contained: no scripts, stylesheets or images fetched from elsewhere
     assert "<script" not in html and "<link" not in html and "src=" not in html
@@ -166,11 +231,12 @@ def test_iceland_is_suppressed_with_legend(html: str) -> None:
 
 def test_survival_endpoints_are_shown_as_submitted(html: str) -> None:
     surv = html.split('id="CA-SURV"')[1]
-    assert "30 day" in surv and "discharge" in surv
-    assert "NO, SE, DK, FI, IS: <em>30 day</em>" in surv and "US: <em>discharge</em>" in surv
-    # rows are grouped by the other strata only, so there are two: witnessed yes / no
+    assert "30d" in surv and "discharge" in surv
+    assert "NO, SE, DK, FI, IS: <em>30d</em>" in surv and "US: <em>discharge</em>" in surv
+    # rows are grouped by the other strata only, so there are two: bystander / unwitnessed
     table = surv.split("<tbody>")[1].split("</tbody>")[0]
     assert table.count("<tr>") == 2
+    assert "ca witnessed by: bystander" in table and "ca witnessed by: unwitnessed" in table
     assert "ca survival endpoint" not in table
 
 
@@ -188,16 +254,128 @@ def test_data_quality_table(html: str) -> None:
     assert re.search(r"<td class=\"num\">50\u202f000</td>", quality)  # Norway, rows read
 
 
-class _Store:
-    def __init__(self, subs: list[Submission]) -> None:
-        self.subs = subs
+def test_provenance_names_each_standing_document_and_revision(html: str) -> None:
+    section = _provenance_section(html)
+    assert "Where the figures come from" in html
+    for country in COUNTRIES:
+        rev = 2 if country == "SE" else 1
+        assert (f"<code>{country}-{YEAR}-{rev:02d}</code></td><td class=\"num\">{rev}</td>"
+                f"<td>2026-02-01 10:00 UTC</td><td>published</td>") in section
+    # one row per standing document and per note, in the benchmark's country order
+    rows = re.findall(r'<tr(?: class="setaside")?><th scope="row">[^<]*\((\w+)\)</th>',
+                      section)
+    assert rows == ["NO", "SE", "DK", "DK", "FI", "IS", "US"]
 
-    def latest_submissions(self, year: int) -> list[Submission]:
-        return [s for s in self.subs if s.period.year == year]
+
+def test_provenance_names_every_revision_set_aside(html: str) -> None:
+    section = _provenance_section(html)
+    assert section.count('class="setaside"') == 1
+    assert section.count("<strong>Set aside:</strong>") == 1
+    dk = section.split(f"<code>DK-{YEAR}-02</code>")[1].split("</tr>")[0]
+    assert '<td class="num">2</td>' in dk
+    assert ("<strong>Set aside:</strong> signature_invalid: the stored envelope does not "
+            "verify") in dk
+
+
+def test_footer_names_time_software_and_spec_versions(html: str) -> None:
+    footer = html.split("<footer>")[1]
+    assert re.search(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d UTC", footer)
+    assert f"emsbench {__version__}" in footer
+    assert "CA-SURV 1.0.0, RT-MEDIAN 1.0.0." in footer
+
+
+def test_provenance_rows() -> None:
+    view = fixture_view()
+    rows = provenance(view)
+    assert [r["country"] for r in rows] == ["NO", "SE", "DK", "DK", "FI", "IS", "US"]
+    se = rows[1]
+    assert se == {"country": "SE", "what": "submission", "submission_id": f"SE-{YEAR}-02",
+                  "revision": "2", "received_at": "2026-02-01 10:00 UTC",
+                  "payload_sha256": view.standing[1].record.payload_sha256,
+                  "note": "published"}
+    dk_note = rows[3]
+    assert (dk_note["what"], dk_note["submission_id"], dk_note["revision"]) == (
+        "set aside", f"DK-{YEAR}-02", "2")
+    assert (dk_note["received_at"], dk_note["payload_sha256"]) == ("", "")
+
+
+def test_a_withdrawn_country_is_not_published(tmp_path: Path) -> None:
+    specs = fixture_specs()
+    no, se = fixture_submissions(specs)[:2]
+    withdrawal = Withdrawal(submission_id=f"SE-{YEAR}-03", country="SE",
+                            period=Period(year=YEAR), catalogue=catalogue_sha256(specs),
+                            revision=3, created_at=datetime(2026, 2, 3, tzinfo=UTC),
+                            reason="figures recalled for review")
+    view = PeriodView(YEAR, standing=[standing(no), standing(withdrawal)])
+    text = build_report(view, specs, tmp_path).read_text(encoding="utf-8")
+    _well_formed(text)
+    section = _provenance_section(text)
+    assert f"<code>SE-{YEAR}-03</code></td><td class=\"num\">3</td>" in section
+    assert "withdrawn: figures recalled for review" in section
+    quality = text.split('id="h-quality"')[1].split("</section>")[0]
+    read = quality.split('<th scope="row">Read</th>')[1].split("</tr>")[0]
+    assert read.split("</td>")[1] == '<td class="num"><span class="na">not submitted</span>'
+    csv_path = export_csv(view, specs, tmp_path / "figures.csv")
+    with csv_path.open(encoding="utf-8", newline="") as fh:
+        countries = {r["country"] for r in csv.DictReader(fh)}
+    assert countries == {"NO", "NORDIC"}
+    assert se.submission_id not in text
+
+
+def test_a_year_with_only_set_aside_revisions_still_reports_why(tmp_path: Path) -> None:
+    specs = fixture_specs()
+    view = PeriodView(YEAR, set_aside=[
+        Note("NO", YEAR, f"NO-{YEAR}-01", 1, "key_revoked: <script>alert(1)</script>"),
+        # what the ledger notes when a country sent only with another catalogue release
+        Note("SE", YEAR, "", 0, "1 revision(s) computed with another indicator catalogue "
+             "release; the country must submit with the current catalogue")])
+    text = build_report(view, specs, tmp_path).read_text(encoding="utf-8")
+    _well_formed(text)
+    section = _provenance_section(text)
+    assert "<strong>Set aside:</strong> key_revoked: &lt;script&gt;" in section
+    # a note without a document id or revision shows dashes, not empty cells
+    se = section.split("Sweden (SE)")[1].split("</tr>")[0]
+    assert '<code>–</code></td><td class="num">–</td><td>–</td>' in se
+    assert "another indicator catalogue release" in se
+    assert "<script" not in text
+    assert "No country submitted this indicator for 2025." in text
+    path = export_csv(view, specs, tmp_path / "figures.csv")
+    assert path.read_text(encoding="utf-8") == ",".join(COLUMNS) + "\n"
+
+
+def test_export_csv_writes_the_merged_figures_of_the_view(tmp_path: Path) -> None:
+    specs, view = fixture_specs(), fixture_view()
+    path = export_csv(view, specs, tmp_path / "out" / "figures.csv")
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    figures = merge(view.submissions, specs, YEAR)
+    assert len(rows) == len(figures)
+    assert {r["country"] for r in rows} == {*COUNTRIES, "NORDIC"}
+    assert {r["indicator_id"] for r in rows} == {"RT-MEDIAN", "CA-SURV"}
+
+
+def test_write_report_without_provenance_has_no_provenance_table(tmp_path: Path) -> None:
+    specs = fixture_specs()
+    subs = fixture_submissions(specs)
+    meta = {"generated_at": "2026-02-02 09:00 UTC", "software_version": "0.1.0"}
+    text = write_report(merge(subs, specs, YEAR), specs, data_quality_rows(subs), YEAR,
+                        tmp_path, meta).read_text(encoding="utf-8")
+    assert _well_formed(text).tags["table"] == 3
+    assert "Where the figures come from" in text and "Set aside:" not in text
+    assert "Generated 2026-02-02 09:00 UTC with emsbench 0.1.0." in text
 
 
 def test_glue_refuses_an_empty_year(tmp_path: Path) -> None:
+    specs = fixture_specs()
     with pytest.raises(ValueError, match="no accepted submissions for 2025: run the nodes"):
-        build_report(_Store([]), YEAR, tmp_path)
+        build_report(PeriodView(YEAR), specs, tmp_path)
     with pytest.raises(ValueError, match="no accepted submissions for 2025"):
-        export_csv(_Store([]), YEAR, tmp_path / "x.csv")
+        export_csv(PeriodView(YEAR), specs, tmp_path / "x.csv")
+    assert not (tmp_path / "index.html").exists() and not (tmp_path / "x.csv").exists()
+
+
+def test_provenance_shows_received_time_in_utc() -> None:
+    no = fixture_submissions(fixture_specs())[0]
+    oslo = timezone(timedelta(hours=1))
+    view = PeriodView(YEAR, standing=[standing(no, datetime(2026, 2, 1, 11, 0, tzinfo=oslo))])
+    assert provenance(view)[0]["received_at"] == "2026-02-01 10:00 UTC"

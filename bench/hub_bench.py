@@ -1,0 +1,385 @@
+"""Hub intake rate: signed submissions verified and stored per second, on loopback.
+
+Usage: ``python bench/hub_bench.py [--n 1000] [--clients 8] [--keep DIR] [--json]``
+
+The hub runs as a real subprocess (``emsbench hub serve``) on a fresh DuckDB file, with a
+three-spec test catalogue and a trust registry of many test countries (``AA``, ``AB``, …),
+each with its own Ed25519 key. N conforming submissions, one per (country, year) so every
+one is a new period at revision 1, are signed *before* the clock starts; then ``--clients``
+threads, each with its own HTTP connection, post them as fast as the hub answers. Every
+answer must be 201. Printed:
+
+- submissions stored per second over the whole run, p50/p95/max latency per request (the
+  maximum shows DuckDB's automatic checkpoint, which holds intake while it runs);
+- the same for the first and the last 20 % of the submissions (in the order they were
+  sent), to show whether intake slows as the database fills;
+- the size of the database file (and its write-ahead log) at the end of the run, and
+  after the hub stopped.
+
+The helpers here (``make_federation``, ``sign_all``, ``post_body``) also set up the hub for
+the crash and contention tests (``tests/hub/test_crash.py``, ``test_contention.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import math
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from emsbench import dsse
+from emsbench.demo import free_port, start_hub, stop_process
+from emsbench.specs import IndicatorSpec, catalogue_sha256, load_specs
+from emsbench.wire import (
+    SUBMISSION_TYPE,
+    Cell,
+    DataQuality,
+    IndicatorResult,
+    Period,
+    Submission,
+)
+from hub.config import HubConfig, PolicyConfig, write_hub_config
+from hub.trust import write_registry
+
+FIRST_YEAR = 2015
+YEARS = tuple(range(FIRST_YEAR, FIRST_YEAR + 10))  # 2015 … 2024, inside the hub's window
+
+# The test catalogue of tests/hub/conftest.py: two shares (one by urbanicity) and one
+# distribution by urgency level, so every kind of cell is exercised.
+SHARE_YAML = """\
+id: {id}
+version: {version}
+title: Test indicator {id}
+description: Share of missions driven with lights and sirens (test spec).
+unit: percent
+direction: descriptive
+type: share
+population: "true"
+numerator: "lights_sirens"
+strata: {strata}
+tests:
+  - name: one mission
+    rows: [{{lights_sirens: true, urbanicity: urban}}]
+    expect: [{expect}]
+"""
+
+TIME_YAML = """\
+id: T-TIME
+version: 1.0.0
+title: Test time
+description: Minutes from call to scene, binned by the minute (test spec).
+unit: minutes
+direction: lower_is_better
+type: distribution
+population: "arrived_scene IS NOT NULL"
+measure: "date_diff('second', call_received, arrived_scene) / 60.0"
+bins: {start: 0, width: 1, count: 10}
+quantile: 0.5
+strata: [urgency_level]
+tests:
+  - name: one
+    rows:
+      - {urgency_level: U1, call_received: "2025-01-01 10:00:00",
+         arrived_scene: "2025-01-01 10:03:30"}
+    expect: [{stratum: {urgency_level: U1}, bins: {3: 1}}]
+"""
+
+
+def write_specs(spec_dir: Path) -> None:
+    """The three-spec test catalogue (T-ALPHA, T-BETA, T-TIME)."""
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    (spec_dir / "T-ALPHA.yaml").write_text(SHARE_YAML.format(
+        id="T-ALPHA", version="1.0.0", strata="[]",
+        expect="{numerator: 1, denominator: 1}"), encoding="utf-8")
+    (spec_dir / "T-BETA.yaml").write_text(SHARE_YAML.format(
+        id="T-BETA", version="1.0.0", strata="[urbanicity]",
+        expect="{stratum: {urbanicity: urban}, numerator: 1, denominator: 1}"),
+        encoding="utf-8")
+    (spec_dir / "T-TIME.yaml").write_text(TIME_YAML, encoding="utf-8")
+
+
+def country_codes(n: int) -> list[str]:
+    """``n`` two-letter test codes: AA, AB, … AZ, BA, … (at most 676)."""
+    codes = ["".join(p) for p in itertools.product(string.ascii_uppercase, repeat=2)]
+    if n > len(codes):
+        raise ValueError(f"at most {len(codes)} test countries")
+    return codes[:n]
+
+
+@dataclass(frozen=True)
+class Signed:
+    """One signed submission, ready to post: the exact body bytes and what identifies it."""
+
+    submission_id: str
+    country: str
+    year: int
+    revision: int
+    body: bytes
+    payload_sha256: str
+
+
+@dataclass
+class Federation:
+    """A hub folder: catalogue, trust registry of test countries, keys and hub.toml."""
+
+    root: Path
+    config_path: Path
+    config: HubConfig
+    keys: dict[str, dsse.KeyPair]
+    specs: list[IndicatorSpec]
+    catalogue: str
+    created_at: datetime
+
+    @property
+    def url(self) -> str:
+        return self.config.url
+
+    @property
+    def hub_public_key_path(self) -> Path:
+        return self.config.key_path.with_suffix(".pub")
+
+    def token(self) -> str:
+        return self.config.token_path.read_text(encoding="ascii").strip()
+
+    def start(self, log_name: str = "hub.log") -> subprocess.Popen[bytes]:
+        """Start ``emsbench hub serve`` on this folder's config; returns once it answers."""
+        return start_hub(self.config_path, self.config.port, self.root / log_name)
+
+    def results(self) -> list[IndicatorResult]:
+        by_id = {s.id: s for s in self.specs}
+
+        def result(spec_id: str, cells: list[Cell]) -> IndicatorResult:
+            s = by_id[spec_id]
+            return IndicatorResult(spec_id=s.id, spec_version=s.version, spec_sha256=s.sha256,
+                                   type=s.type, strata=list(s.strata), cells=cells)
+
+        return [
+            result("T-ALPHA", [Cell(numerator=40, denominator=100)]),
+            result("T-BETA", [Cell(stratum={"urbanicity": "urban"}, numerator=30,
+                                   denominator=60),
+                              Cell(stratum={"urbanicity": "rural"}, suppressed=True)]),
+            result("T-TIME", [Cell(stratum={"urgency_level": "U1"},
+                                   bins=[(2, 2, 10), (3, 4, 25), (5, 10, 6)]),
+                              Cell(stratum={"urgency_level": "U2"}, suppressed=True)]),
+        ]
+
+    def submission(self, country: str, year: int, revision: int = 1) -> Submission:
+        return Submission(
+            submission_id=f"{country}-{year}-r{revision:04d}", country=country,
+            period=Period(year=year), catalogue=self.catalogue, revision=revision,
+            created_at=self.created_at, software_version="0.1.0", model_version="1",
+            disclosure_threshold=5,
+            data_quality=DataQuality(rows_read=120, rows_accepted=100,
+                                     rejected_by_reason={"missing:urgency_level": 20}),
+            indicators=self.results())
+
+    def sign(self, country: str, year: int, revision: int = 1) -> Signed:
+        doc = self.submission(country, year, revision)
+        payload = doc.to_bytes()
+        envelope = dsse.sign(payload, self.keys[country], payload_type=SUBMISSION_TYPE)
+        return Signed(doc.submission_id, country, year, revision,
+                      dsse.envelope_bytes(envelope), hashlib.sha256(payload).hexdigest())
+
+
+def make_federation(root: Path, n_countries: int, *, max_concurrent: int = 32,
+                    port: int | None = None) -> Federation:
+    """Specs, a trust registry of ``n_countries`` fresh keys and ``hub.toml`` under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    spec_dir = root / "specs"
+    write_specs(spec_dir)
+    specs = load_specs(spec_dir)
+    keys = {c: dsse.generate_key() for c in country_codes(n_countries)}
+    write_registry(root / "trust.toml",
+                   {c: [dsse.public_key_b64(k.public_key)] for c, k in keys.items()})
+    config = HubConfig(host="127.0.0.1", port=port or free_port(), database=root / "hub.duckdb",
+                       trust_registry=root / "trust.toml", specs=spec_dir,
+                       max_concurrent=max_concurrent, policy=PolicyConfig(first_year=FIRST_YEAR))
+    config_path = root / "hub.toml"
+    write_hub_config(config_path, config)
+    return Federation(root=root, config_path=config_path, config=config, keys=keys,
+                      specs=specs, catalogue=catalogue_sha256(specs),
+                      created_at=(datetime.now(UTC) - timedelta(minutes=1)).replace(
+                          microsecond=0))
+
+
+def periods(n: int, countries: list[str]) -> list[tuple[str, int]]:
+    """``n`` distinct (country, year) periods, every country's years in turn."""
+    out = [(c, y) for y in YEARS for c in countries]
+    if n > len(out):
+        raise ValueError(f"{len(countries)} countries × {len(YEARS)} years hold only "
+                         f"{len(out)} periods")
+    return out[:n]
+
+
+def sign_all(fed: Federation, n: int) -> list[Signed]:
+    """``n`` signed submissions, each for a distinct period at revision 1."""
+    return [fed.sign(c, y) for c, y in periods(n, sorted(fed.keys))]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One POST: HTTP status (None: no answer, e.g. the connection broke), JSON body and
+    the times it was sent and answered (``time.perf_counter``)."""
+
+    index: int
+    status: int | None
+    body: Any
+    started: float
+    ended: float
+    error: str = ""
+
+    @property
+    def latency(self) -> float:
+        return self.ended - self.started
+
+
+def post_body(client: httpx.Client, url: str, signed: Signed, index: int = 0) -> Answer:
+    """POST one signed submission; a transport error is an answer with status None.
+
+    ``body`` is the parsed JSON, or the text prefixed ``NOT JSON:`` if it does not parse.
+    """
+    started = time.perf_counter()
+    try:
+        r = client.post(f"{url}/v1/submissions", content=signed.body,
+                        headers={"content-type": "application/json"})
+    except httpx.HTTPError as exc:
+        return Answer(index, None, None, started, time.perf_counter(),
+                      f"{type(exc).__name__}: {exc}")
+    ended = time.perf_counter()
+    try:
+        body: Any = r.json()
+    except ValueError:
+        body = f"NOT JSON: {r.text[:300]}"
+    return Answer(index, r.status_code, body, started, ended)
+
+
+def post_all(url: str, bodies: list[Signed], clients: int, timeout: float = 30.0
+             ) -> list[Answer]:
+    """Post every body once from ``clients`` threads (own connection each), in list order."""
+    answers: list[Answer | None] = [None] * len(bodies)
+    counter = itertools.count()
+    lock = threading.Lock()
+
+    def worker() -> None:
+        with httpx.Client(timeout=timeout) as client:
+            while True:
+                with lock:
+                    i = next(counter)
+                if i >= len(bodies):
+                    return
+                answers[i] = post_body(client, url, bodies[i], i)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [a for a in answers if a is not None]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summary(answers: list[Answer]) -> dict[str, float]:
+    """Rate (answers per second between the first send and the last answer) and latency."""
+    span = max(a.ended for a in answers) - min(a.started for a in answers)
+    latencies = [a.latency for a in answers]
+    return {"n": len(answers), "seconds": span, "per_second": len(answers) / span,
+            "p50_ms": 1000 * percentile(latencies, 50), "p95_ms": 1000 * percentile(latencies, 95),
+            "max_ms": 1000 * max(latencies)}
+
+
+def db_bytes(db: Path) -> tuple[int, int]:
+    """Sizes of the DuckDB file and of its write-ahead log (0 if absent)."""
+    wal = db.with_name(db.name + ".wal")
+    return (db.stat().st_size if db.exists() else 0, wal.stat().st_size if wal.exists() else 0)
+
+
+def run(n: int, clients: int, root: Path) -> dict[str, Any]:
+    years = len(YEARS)
+    fed = make_federation(root, max(1, math.ceil(n / years)))
+    started = time.perf_counter()
+    bodies = sign_all(fed, n)
+    signing = time.perf_counter() - started
+    proc = fed.start()
+    try:
+        answers = post_all(fed.url, bodies, clients)
+        running = db_bytes(fed.config.database)
+        stored = httpx.get(f"{fed.url}/v1/health", timeout=30).json()["submissions"]
+    finally:
+        stop_process(proc)
+    stopped = db_bytes(fed.config.database)
+    bad = [a for a in answers if a.status != 201]
+    if bad:
+        first = bad[0]
+        raise SystemExit(f"{len(bad)} of {n} posts were not stored (201); first: "
+                         f"status {first.status} {first.body or first.error}")
+    if stored != n:
+        raise SystemExit(f"the hub holds {stored} submissions, expected {n}")
+    k = max(1, n // 5)
+    return {
+        "n": n, "clients": clients, "countries": len(fed.keys), "signing_seconds": signing,
+        "body_bytes": sum(len(b.body) for b in bodies) // n,
+        "all": summary(answers), "first_20pct": summary(answers[:k]),
+        "last_20pct": summary(answers[-k:]),
+        "db_bytes_running": running[0], "wal_bytes_running": running[1],
+        "db_bytes_stopped": stopped[0], "wal_bytes_stopped": stopped[1],
+    }
+
+
+def report(r: dict[str, Any]) -> str:
+    lines = [f"{r['n']:,} signed submissions ({r['body_bytes']:,} bytes each, "
+             f"{r['countries']} countries), {r['clients']} concurrent clients, hub on loopback",
+             f"  (signed beforehand in {r['signing_seconds']:.2f} s, not counted)",
+             f"{'':<14}{'n':>6}{'seconds':>10}{'stored/s':>10}{'p50 ms':>9}{'p95 ms':>9}"
+             f"{'max ms':>9}"]
+    for name, key in (("whole run", "all"), ("first 20 %", "first_20pct"),
+                      ("last 20 %", "last_20pct")):
+        s = r[key]
+        lines.append(f"{name:<14}{s['n']:>6}{s['seconds']:>10.2f}{s['per_second']:>10.1f}"
+                     f"{s['p50_ms']:>9.1f}{s['p95_ms']:>9.1f}{s['max_ms']:>9.0f}")
+    mib = 1024 * 1024
+    lines.append(f"database at the end: {r['db_bytes_running'] / mib:.1f} MiB + WAL "
+                 f"{r['wal_bytes_running'] / mib:.1f} MiB; after the hub stopped: "
+                 f"{r['db_bytes_stopped'] / mib:.1f} MiB + WAL "
+                 f"{r['wal_bytes_stopped'] / mib:.1f} MiB")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--n", type=int, default=1000, help="submissions to post (default 1000)")
+    p.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
+    p.add_argument("--keep", type=Path, default=None, help="keep the hub folder here")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = p.parse_args(argv)
+    if args.n < 5 or args.clients < 1:
+        p.error("--n must be at least 5 and --clients at least 1")
+    if args.keep is not None:
+        result = run(args.n, args.clients, args.keep)
+    else:
+        with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
+            result = run(args.n, args.clients, Path(tmp))
+    print(json.dumps(result, indent=2) if args.json else report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""What the numbers in a signed document must mean: one check, used by everyone.
+
+The wire model (``emsbench.wire``) says what a submission *looks like*; this module says
+whether it makes *sense* against the hub's indicator catalogue and the federation's policy.
+The hub API runs it before storing, the store and the report run it again on every stored
+document (so a document that passed under an older, laxer hub is still caught), and the node
+runs it on its own submission before signing. Every rule lives here once and every breach
+has a stable code:
+
+=============================== ===========================================================
+code                            meaning
+=============================== ===========================================================
+``empty_submission``            no indicator at all
+``duplicate_indicator``         an indicator appears twice
+``unknown_spec``                an indicator the catalogue does not define
+``spec_mismatch``               another version of a spec, or another catalogue release
+``missing_indicator``           a catalogue indicator is absent
+``wrong_shape``                 type or strata differ from the spec
+``duplicate_stratum``           the same stratum twice in one indicator
+``unknown_stratum_value``       a stratum value outside the column's code set
+``invalid_bins``                histogram runs out of order, overlapping or out of range
+``suppression_inconsistent``    a withheld cell with counts, or a released one without
+``count_out_of_range``          a count above the policy's plausibility bound
+``numerator_exceeds_denominator``
+``disclosure_violation``        a released count (or complement) from 1 to threshold − 1
+``threshold_too_low``           the declared threshold is under the federation minimum
+``inconsistent_quality``        accepted > read, or rejections exceed read − accepted
+``year_out_of_window``          the period is outside the years the hub accepts
+``created_at_out_of_window``    created in the future, too long ago, or before the period
+=============================== ===========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from emsbench.specs import IndicatorSpec, stratum_values
+from emsbench.wire import Cell, DataQuality, Document, IndicatorResult, Submission
+
+# Spec and catalogue disagreements are conflicts of version (409); the rest are invalid
+# content (422).
+CONFLICT_CODES = frozenset({"spec_mismatch"})
+SMALLEST_THRESHOLD = 3  # the federation minimum may be configured higher, never lower
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The federation's intake rules (the hub's ``[policy]`` table)."""
+
+    min_disclosure_threshold: int = 5
+    max_count: int = 1_000_000_000  # 20× the largest national yearly volume (US, ~50 M)
+    first_year: int = 2000
+    last_year: int | None = None  # None: the year of the check
+    max_clock_skew: timedelta = timedelta(minutes=5)
+    max_age: timedelta = timedelta(days=3 * 366)
+
+    def __post_init__(self) -> None:
+        if self.min_disclosure_threshold < SMALLEST_THRESHOLD:
+            raise ValueError(f"min_disclosure_threshold must be at least {SMALLEST_THRESHOLD}")
+
+
+def is_small(n: int | None, threshold: int) -> bool:
+    """A count disclosure control must never release: 1 … threshold − 1."""
+    return n is not None and 0 < n < threshold
+
+
+def _codes(column: str) -> tuple[str, ...]:
+    try:
+        return stratum_values(column)
+    except KeyError:  # spec validation refuses such strata; nothing can match them
+        return ()
+
+
+def _cell_problems(result: IndicatorResult, spec: IndicatorSpec, cell: Cell, where: str,
+                   threshold: int, max_count: int) -> list[Problem]:
+    p: list[Problem] = []
+    for key, value in cell.stratum.items():
+        if value not in _codes(key):
+            p.append(Problem("unknown_stratum_value", f"{where}: {key}={value!r} is not in "
+                             f"the code set {list(_codes(key))}"))
+    if result.type == "share":
+        num, den = cell.numerator, cell.denominator
+        if cell.suppressed != (num is None and den is None) or (num is None) != (den is None):
+            return p + [Problem("suppression_inconsistent", f"{where}: a share cell is either "
+                                "withheld (suppressed, both counts null) or has both counts")]
+        if num is None or den is None:
+            return p
+        if max(num, den) > max_count:
+            p.append(Problem("count_out_of_range", f"{where}: count {max(num, den)} exceeds "
+                             f"the plausible maximum {max_count}"))
+        if num > den:
+            p.append(Problem("numerator_exceeds_denominator",
+                             f"{where}: numerator {num} > denominator {den}"))
+        elif any(is_small(n, threshold) for n in (num, den, den - num)):
+            p.append(Problem("disclosure_violation", f"{where}: {num}/{den} releases a count "
+                             f"from 1 to {threshold - 1} (numerator, denominator or "
+                             "complement)"))
+        return p
+    assert spec.bins is not None
+    if cell.suppressed != (cell.bins is None):
+        return p + [Problem("suppression_inconsistent", f"{where}: a distribution cell is "
+                            "either withheld (suppressed, bins null) or has bins")]
+    previous = -1
+    for first, last, count in cell.bins or []:
+        if not previous < first <= last < spec.bins.n_bins:
+            p.append(Problem("invalid_bins", f"{where}: run {[first, last, count]} is out of "
+                             f"order, overlaps or lies beyond the spec's {spec.bins.n_bins} "
+                             "bins"))
+            break
+        previous = last
+    counts = [c for _, _, c in cell.bins or []]
+    if sum(counts) > max_count:
+        p.append(Problem("count_out_of_range", f"{where}: {sum(counts)} cases exceed the "
+                         f"plausible maximum {max_count}"))
+    small = [c for c in counts if is_small(c, threshold)]
+    if small:
+        p.append(Problem("disclosure_violation", f"{where}: {len(small)} histogram run(s) "
+                         f"hold 1 to {threshold - 1} cases"))
+    return p
+
+
+def conforms(result: IndicatorResult, spec: IndicatorSpec, *, threshold: int,
+             max_count: int = Policy.max_count) -> list[Problem]:
+    """Every way ``result`` fails to be a protected result of ``spec`` (empty: it conforms)."""
+    if result.spec_version != spec.version or result.spec_sha256 != spec.sha256:
+        return [Problem("spec_mismatch",
+                        f"indicator {spec.id}: computed with version {result.spec_version} "
+                        f"(sha256 {result.spec_sha256[:12]}…) but the catalogue has "
+                        f"{spec.version} (sha256 {spec.sha256[:12]}…); update the node's "
+                        "indicator specs and run it again")]
+    if result.type != spec.type or result.strata != spec.strata:
+        return [Problem("wrong_shape", f"indicator {spec.id}: type {result.type} with strata "
+                        f"{result.strata}, but the spec defines {spec.type} with strata "
+                        f"{spec.strata}")]
+    p: list[Problem] = []
+    seen: set[tuple[str, ...]] = set()
+    for cell in result.cells:
+        key = tuple(cell.stratum[s] for s in spec.strata)
+        where = f"indicator {spec.id}, stratum {dict(zip(spec.strata, key, strict=True))}"
+        if key in seen:
+            p.append(Problem("duplicate_stratum", f"{where} appears more than once"))
+        seen.add(key)
+        p += _cell_problems(result, spec, cell, where, threshold, max_count)
+    return p
+
+
+def _quality_problems(q: DataQuality, threshold: int, max_count: int) -> list[Problem]:
+    p: list[Problem] = []
+    counts = {"rows_read": q.rows_read, "rows_accepted": q.rows_accepted,
+              **{f"rejected {k}": v for k, v in q.rejected_by_reason.items()}}
+    for name, n in counts.items():
+        if n is not None and n > max_count:
+            p.append(Problem("count_out_of_range", f"data quality: {name} = {n} exceeds the "
+                             f"plausible maximum {max_count}"))
+        if is_small(n, threshold):
+            p.append(Problem("disclosure_violation", f"data quality: {name} = {n} is a count "
+                             f"from 1 to {threshold - 1}"))
+    read, accepted = q.rows_read, q.rows_accepted
+    if read is not None and accepted is not None:
+        if accepted > read:
+            p.append(Problem("inconsistent_quality",
+                             f"data quality: rows_accepted {accepted} > rows_read {read}"))
+        else:
+            # A withheld rejection count is at least 1.
+            least = sum(1 if v is None else v for v in q.rejected_by_reason.values())
+            if least > read - accepted:
+                p.append(Problem("inconsistent_quality", f"data quality: at least {least} "
+                                 f"rejected rows, but read − accepted = {read - accepted}"))
+    return p
+
+
+def _window_problems(doc: Document, policy: Policy, at: datetime) -> list[Problem]:
+    p: list[Problem] = []
+    last_year = policy.last_year or at.year
+    year = doc.period.year
+    if not policy.first_year <= year <= last_year:
+        p.append(Problem("year_out_of_window", f"year {year} is outside the years this hub "
+                         f"accepts, {policy.first_year}–{last_year}"))
+    try:
+        created = doc.created_at.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 has no UTC equivalent
+        return p + [Problem("created_at_out_of_window", f"created_at {doc.created_at} lies "
+                            "outside the representable time range")]
+    if created > at + policy.max_clock_skew:
+        p.append(Problem("created_at_out_of_window", f"created_at {created.isoformat()} is "
+                         f"in the future (hub time {at.isoformat()}); check the node's clock"))
+    elif created < at - policy.max_age:
+        p.append(Problem("created_at_out_of_window", f"created_at {created.isoformat()} is "
+                         f"older than {policy.max_age.days} days"))
+    elif created.year < year:
+        p.append(Problem("created_at_out_of_window", f"created_at {created.isoformat()} lies "
+                         f"before the period {year} began"))
+    return p
+
+
+def check_document(doc: Document, specs: Iterable[IndicatorSpec], catalogue: str,
+                   policy: Policy, at: datetime) -> list[Problem]:
+    """Every problem of a submission or withdrawal against the catalogue and the policy,
+    judged at time ``at`` (the hub's receiving time)."""
+    by_id: Mapping[str, IndicatorSpec] = {s.id: s for s in specs}
+    p = _window_problems(doc, policy, at)
+    if not isinstance(doc, Submission):
+        if doc.catalogue != catalogue:
+            p.append(Problem("spec_mismatch", f"the withdrawal names catalogue "
+                             f"{doc.catalogue[:12]}…, the hub's is {catalogue[:12]}…"))
+        return p
+    if doc.disclosure_threshold < policy.min_disclosure_threshold:
+        p.append(Problem("threshold_too_low", f"disclosure threshold {doc.disclosure_threshold}"
+                         f" is below the federation minimum {policy.min_disclosure_threshold};"
+                         " set disclosure_threshold in node.toml and run the node again"))
+    # Small counts are judged against the stricter of the two thresholds.
+    k = max(doc.disclosure_threshold, policy.min_disclosure_threshold)
+    if not doc.indicators:
+        p.append(Problem("empty_submission", "the submission holds no indicator"))
+    seen: set[str] = set()
+    for result in doc.indicators:
+        if result.spec_id in seen:
+            p.append(Problem("duplicate_indicator", f"indicator {result.spec_id} appears "
+                             "more than once"))
+            continue
+        seen.add(result.spec_id)
+        spec = by_id.get(result.spec_id)
+        if spec is None:
+            p.append(Problem("unknown_spec", f"indicator {result.spec_id!r} is not in the "
+                             f"catalogue; known: {', '.join(sorted(by_id))}"))
+            continue
+        p += conforms(result, spec, threshold=k, max_count=policy.max_count)
+    if doc.indicators and not any(x.code == "spec_mismatch" for x in p):
+        missing = sorted(set(by_id) - seen)
+        if missing:
+            p.append(Problem("missing_indicator", f"the catalogue's indicator(s) {missing} "
+                             "are absent; a node computes the whole catalogue"))
+        elif doc.catalogue != catalogue:
+            p.append(Problem("spec_mismatch", f"catalogue {doc.catalogue[:12]}… differs from "
+                             f"the hub's {catalogue[:12]}…"))
+    p += _quality_problems(doc.data_quality, k, policy.max_count)
+    return p
