@@ -27,6 +27,7 @@ import hashlib
 import itertools
 import json
 import math
+import shutil
 import string
 import subprocess
 import sys
@@ -57,58 +58,16 @@ from hub.trust import write_registry
 FIRST_YEAR = 2015
 YEARS = tuple(range(FIRST_YEAR, FIRST_YEAR + 10))  # 2015 … 2024, inside the hub's window
 
-# The test catalogue of tests/hub/conftest.py: two shares (one by urbanicity) and one
-# distribution by urgency level, so every kind of cell is exercised.
-SHARE_YAML = """\
-id: {id}
-version: {version}
-title: Test indicator {id}
-description: Share of missions driven with lights and sirens (test spec).
-unit: percent
-direction: descriptive
-type: share
-population: "true"
-numerator: "lights_sirens"
-strata: {strata}
-tests:
-  - name: one mission
-    rows: [{{lights_sirens: true, urbanicity: urban}}]
-    expect: [{expect}]
-"""
-
-TIME_YAML = """\
-id: T-TIME
-version: 1.0.0
-title: Test time
-description: Minutes from call to scene, binned by the minute (test spec).
-unit: minutes
-direction: lower_is_better
-type: distribution
-population: "arrived_scene IS NOT NULL"
-measure: "date_diff('second', call_received, arrived_scene) / 60.0"
-bins: {start: 0, width: 1, count: 10}
-quantile: 0.5
-strata: [urgency_level]
-tests:
-  - name: one
-    rows:
-      - {urgency_level: U1, call_received: "2025-01-01 10:00:00",
-         arrived_scene: "2025-01-01 10:03:30"}
-    expect: [{stratum: {urgency_level: U1}, bins: {3: 1}}]
-"""
+# The hub tests' catalogue: two shares (one by urbanicity) and one distribution by urgency
+# level, so every kind of cell is exercised.
+CATALOGUE = Path(__file__).resolve().parents[1] / "tests" / "hub" / "catalogue"
 
 
 def write_specs(spec_dir: Path) -> None:
     """The three-spec test catalogue (T-ALPHA, T-BETA, T-TIME)."""
     spec_dir.mkdir(parents=True, exist_ok=True)
-    (spec_dir / "T-ALPHA.yaml").write_text(SHARE_YAML.format(
-        id="T-ALPHA", version="1.0.0", strata="[]",
-        expect="{numerator: 1, denominator: 1}"), encoding="utf-8")
-    (spec_dir / "T-BETA.yaml").write_text(SHARE_YAML.format(
-        id="T-BETA", version="1.0.0", strata="[urbanicity]",
-        expect="{stratum: {urbanicity: urban}, numerator: 1, denominator: 1}"),
-        encoding="utf-8")
-    (spec_dir / "T-TIME.yaml").write_text(TIME_YAML, encoding="utf-8")
+    for path in CATALOGUE.glob("*.yaml"):
+        shutil.copyfile(path, spec_dir / path.name)
 
 
 def country_codes(n: int) -> list[str]:

@@ -23,6 +23,8 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,7 +201,15 @@ def create_app(config: HubConfig) -> FastAPI:
         config=config, store=Store(config.database), trust=trust, specs=specs,
         catalogue=catalogue_sha256(specs), policy=config.policy.policy(), key=key,
         token=_write_token(config.token_path))
-    app = FastAPI(version=__version__, docs_url=None, redoc_url=None,
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # On a clean stop: fold the write-ahead log into the file and retire the token, so
+        # the CLI reads the file directly again. A killed hub replays the log on restart.
+        state.store.close()
+        config.token_path.unlink(missing_ok=True)
+
+    app = FastAPI(version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan,
                   **api_docs.APP_METADATA)
     app.state.hub = state
     # Requests being checked at once; past it the hub answers 503 at once instead of

@@ -1,14 +1,18 @@
 """A hub under test: FastAPI TestClient, its store, a small catalogue and trusted keys.
 
-Specs: two share indicators (T-ALPHA without strata, T-BETA by urbanicity) and one
-distribution (T-TIME, 10 one-minute bins by urgency level), so every kind of cell and
-stratum rule can be attacked.
+Specs (``tests/hub/catalogue/``): two share indicators (T-ALPHA without strata, T-BETA by
+urbanicity) and one distribution (T-TIME, 10 one-minute bins by urgency level), so every
+kind of cell and stratum rule can be attacked.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -32,57 +36,36 @@ from hub.config import HubConfig, PolicyConfig
 from hub.store import Store
 from hub.trust import write_registry
 
-SHARE_YAML = """\
-id: {id}
-version: {version}
-title: Test indicator {id}
-description: Share of missions driven with lights and sirens (test spec).
-unit: percent
-direction: descriptive
-type: share
-population: "true"
-numerator: "lights_sirens"
-strata: {strata}
-tests:
-  - name: one mission
-    rows: [{{lights_sirens: true, urbanicity: urban}}]
-    expect: [{expect}]
-"""
-
-TIME_YAML = """\
-id: T-TIME
-version: 1.0.0
-title: Test time
-description: Minutes from call to scene, binned by the minute (test spec).
-unit: minutes
-direction: lower_is_better
-type: distribution
-population: "arrived_scene IS NOT NULL"
-measure: "date_diff('second', call_received, arrived_scene) / 60.0"
-bins: {start: 0, width: 1, count: 10}
-quantile: 0.5
-strata: [urgency_level]
-tests:
-  - name: one
-    rows:
-      - {urgency_level: U1, call_received: "2025-01-01 10:00:00",
-         arrived_scene: "2025-01-01 10:03:30"}
-    expect: [{stratum: {urgency_level: U1}, bins: {3: 1}}]
-"""
+CATALOGUE = Path(__file__).parent / "catalogue"  # also used by bench/hub_bench.py
 
 YEAR = 2024
 CREATED = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 
 
 def write_specs(spec_dir: Path) -> None:
-    spec_dir.mkdir(exist_ok=True)
-    (spec_dir / "T-ALPHA.yaml").write_text(SHARE_YAML.format(
-        id="T-ALPHA", version="1.0.0", strata="[]",
-        expect="{numerator: 1, denominator: 1}"))
-    (spec_dir / "T-BETA.yaml").write_text(SHARE_YAML.format(
-        id="T-BETA", version="1.0.0", strata="[urbanicity]",
-        expect="{stratum: {urbanicity: urban}, numerator: 1, denominator: 1}"))
-    (spec_dir / "T-TIME.yaml").write_text(TIME_YAML)
+    """Copy the test catalogue (T-ALPHA, T-BETA, T-TIME) into ``spec_dir``."""
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    for path in CATALOGUE.glob("*.yaml"):
+        shutil.copyfile(path, spec_dir / path.name)
+
+
+def load_hub_bench() -> ModuleType:
+    """``bench/hub_bench.py``, which holds the load helpers the crash and contention tests
+    share with the benchmark (bench is not a package; pytest runs with importlib mode)."""
+    if "hub_bench" in sys.modules:
+        return sys.modules["hub_bench"]
+    path = Path(__file__).resolve().parents[2] / "bench" / "hub_bench.py"
+    spec = importlib.util.spec_from_file_location("hub_bench", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["hub_bench"] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def hb() -> ModuleType:
+    return load_hub_bench()
 
 
 class Hub:

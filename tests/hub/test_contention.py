@@ -14,7 +14,6 @@ The helpers (federation folder, signed bodies, POST) live in ``bench/hub_bench.p
 from __future__ import annotations
 
 import csv
-import importlib.util
 import random
 import subprocess
 import sys
@@ -29,22 +28,6 @@ import httpx
 from emsbench.cli import main as cli_main
 from emsbench.demo import stop_process
 from hub.export import COLUMNS
-
-
-def _bench() -> ModuleType:
-    """``bench/hub_bench.py`` (not a package; pytest runs with --import-mode=importlib)."""
-    if "hub_bench" in sys.modules:
-        return sys.modules["hub_bench"]
-    path = Path(__file__).resolve().parents[2] / "bench" / "hub_bench.py"
-    spec = importlib.util.spec_from_file_location("hub_bench", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["hub_bench"] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
-hb = _bench()
 
 COUNTRIES = 20
 YEARS = 5
@@ -77,7 +60,8 @@ def _export_countries(path: Path) -> set[str]:
     return {row["country"] for row in rows}
 
 
-def test_export_and_report_while_submissions_arrive(tmp_path: Path) -> None:
+def test_export_and_report_while_submissions_arrive(tmp_path: Path, hb: ModuleType
+                                                    ) -> None:
     started = time.monotonic()
     deadline = started + TEST_BUDGET - 15  # room for the final checks
     fed = hb.make_federation(tmp_path / "hub", COUNTRIES)

@@ -14,7 +14,6 @@ The helpers (federation folder, signed bodies, POST) live in ``bench/hub_bench.p
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -33,22 +32,6 @@ from emsbench.demo import stop_process
 from emsbench.wire import RECEIPT_TYPE
 from hub.source import HubClient
 
-
-def _bench() -> ModuleType:
-    """``bench/hub_bench.py`` (not a package; pytest runs with --import-mode=importlib)."""
-    if "hub_bench" in sys.modules:
-        return sys.modules["hub_bench"]
-    path = Path(__file__).resolve().parents[2] / "bench" / "hub_bench.py"
-    spec = importlib.util.spec_from_file_location("hub_bench", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["hub_bench"] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
-hb = _bench()
-
 COUNTRIES = 20
 YEARS = 6
 KILL_AFTER = 40  # receipts back before the hub is killed
@@ -63,7 +46,8 @@ def _cli(fed: Any, *args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.STDOUT, text=True)
 
 
-def _post_concurrently(fed: Any, bodies: list[Any], on_answer: Any = None) -> list[Any]:
+def _post_concurrently(hb: ModuleType, fed: Any, bodies: list[Any], on_answer: Any = None
+                       ) -> list[Any]:
     """Post every body once from THREADS threads, each with its own connection."""
     local = threading.local()
     clients: list[httpx.Client] = []
@@ -88,7 +72,8 @@ def _post_concurrently(fed: Any, bodies: list[Any], on_answer: Any = None) -> li
             c.close()
 
 
-def test_sigkill_mid_intake_loses_no_receipted_submission(tmp_path: Path) -> None:
+def test_sigkill_mid_intake_loses_no_receipted_submission(tmp_path: Path,
+                                                          hb: ModuleType) -> None:
     started = time.monotonic()
     fed = hb.make_federation(tmp_path, COUNTRIES)
     bodies = [fed.sign(country, year) for country in sorted(fed.keys)
@@ -120,7 +105,7 @@ def test_sigkill_mid_intake_loses_no_receipted_submission(tmp_path: Path) -> Non
 
         kill_thread = threading.Thread(target=killer, daemon=True)
         kill_thread.start()
-        answers = _post_concurrently(fed, bodies, on_answer)
+        answers = _post_concurrently(hb, fed, bodies, on_answer)
         kill_thread.join(timeout=25)
         assert killed_with, "the killer thread did not run"
         assert proc.wait(timeout=10) != 0
@@ -175,7 +160,7 @@ def test_sigkill_mid_intake_loses_no_receipted_submission(tmp_path: Path) -> Non
         assert f"{len(records)} of {len(records)} stored envelopes verify" in verify_out
 
         # --- phase 3: resend all 120: 200 for the stored ones, 201 for the rest --------
-        again = _post_concurrently(fed, bodies)
+        again = _post_concurrently(hb, fed, bodies)
         for a in again:
             sid = bodies[a.index].submission_id
             if sid in by_id:
