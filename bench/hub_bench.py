@@ -53,7 +53,7 @@ from emsbench.wire import (
     Submission,
 )
 from hub.config import HubConfig, PolicyConfig, write_hub_config
-from hub.trust import write_registry
+from hub.trust_file import write_registry
 
 FIRST_YEAR = 2015
 YEARS = tuple(range(FIRST_YEAR, FIRST_YEAR + 10))  # 2015 … 2024, inside the hub's window

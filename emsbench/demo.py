@@ -119,7 +119,7 @@ def run_demo(out: Path, year: int = 2025, scale: float = 0.1, threshold: int = 5
     from hub.report import build_report, export_csv
     from hub.signing import load_or_create_hub_key, public_key_path
     from hub.source import load_period
-    from hub.trust import write_registry
+    from hub.trust_file import write_registry
     from node.flow import run_node
 
     out = out.resolve()

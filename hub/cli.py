@@ -125,7 +125,8 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 
 def _trust(args: argparse.Namespace) -> int:
-    from hub.trust import TrustError, TrustRegistry, add_key, revoke_key
+    from hub.trust import TrustError, TrustRegistry
+    from hub.trust_file import add_key, revoke_key
 
     cfg = _config(args)
     path = cfg.trust_registry

@@ -39,10 +39,9 @@ time the hub received the submission):
 
 ``ReloadingTrust`` re-reads the file when it changes (one ``stat`` per call), so the hub picks
 up a rotated or revoked key without a restart; a broken edit keeps the last good registry
-and is reported in ``last_error``. ``add_key`` and ``revoke_key`` rewrite the file
-atomically (temporary file in the same folder, then ``os.replace``), so a hub reloading at
-that moment sees either the old or the new file, never half of one. Rewriting drops TOML
-comments; put what should survive into ``note``.
+and is reported in ``last_error``. Writing the file (``write_registry``, ``add_key``,
+``revoke_key``) lives in ``hub.trust_file``; it replaces the file atomically, so a hub
+reloading at that moment sees either the old or the new file, never half of one.
 """
 
 from __future__ import annotations
@@ -51,11 +50,10 @@ import binascii
 import logging
 import os
 import re
-import tempfile
 import threading
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,7 +66,7 @@ COUNTRY_PATTERN = re.compile(r"^[A-Z]{2}$")  # same rule as Submission.country
 # The fields an inline-table entry may carry; anything else is a typo ("valid_till") that
 # would otherwise silently leave a key valid forever.
 ENTRY_FIELDS = ("key", "valid_from", "valid_until", "revoked_at", "note")
-_TIME_FIELDS = ("valid_from", "valid_until", "revoked_at")
+TIME_FIELDS = ("valid_from", "valid_until", "revoked_at")
 
 # One entry of ``countries.XX.keys`` as ``from_mapping``/``write_registry`` take it: a base64
 # string or a table {"key": b64, "valid_from": datetime, ...}.
@@ -98,7 +96,7 @@ class KeyRefused(Exception):
         self.country = country
 
 
-def _when(dt: datetime) -> str:
+def format_time(dt: datetime) -> str:
     # Messages in UTC so logs from hubs and nodes in different zones compare at a glance.
     return dt.astimezone(UTC).isoformat()
 
@@ -131,15 +129,16 @@ class TrustedKey:
         todo = (f"sign with {self.country}'s current key; if the node has none, ask the hub "
                 "operator to add a new key")
         if self.revoked_at is not None and at >= self.revoked_at:
-            return KeyRefused("revoked_key", f"{what} was revoked at {_when(self.revoked_at)} "
-                              f"and may not sign requests from then on; {todo}",
+            return KeyRefused("revoked_key", f"{what} was revoked at "
+                              f"{format_time(self.revoked_at)} and may not sign requests "
+                              f"from then on; {todo}",
                               self.keyid, self.country)
         if self.valid_until is not None and at >= self.valid_until:
-            return KeyRefused("expired_key", f"{what} expired at {_when(self.valid_until)}; "
+            return KeyRefused("expired_key", f"{what} expired at {format_time(self.valid_until)}; "
                               f"{todo}", self.keyid, self.country)
         if self.valid_from is not None and at < self.valid_from:
             return KeyRefused("key_not_yet_valid", f"{what} is valid only from "
-                              f"{_when(self.valid_from)}; until then {todo}",
+                              f"{format_time(self.valid_from)}; until then {todo}",
                               self.keyid, self.country)
         return None
 
@@ -149,7 +148,7 @@ class TrustedKey:
                 and not self.note):
             return self.public_key_b64
         entry: dict[str, object] = {"key": self.public_key_b64}
-        for name in _TIME_FIELDS:
+        for name in TIME_FIELDS:
             if getattr(self, name) is not None:
                 entry[name] = getattr(self, name)
         if self.note:
@@ -313,10 +312,10 @@ def _parse_entry(raw: object, country: str, where: str) -> TrustedKey:
         raise TrustError(f"{where}: the table has no 'key' (the base64 public key)")
     key = _decode_key(raw["key"], f"{where}.key")
     valid_from, valid_until, revoked_at = (_parse_time(raw, name, where)
-                                           for name in _TIME_FIELDS)
+                                           for name in TIME_FIELDS)
     if valid_from is not None and valid_until is not None and valid_until <= valid_from:
-        raise TrustError(f"{where}: valid_until {_when(valid_until)} must be after "
-                         f"valid_from {_when(valid_from)}")
+        raise TrustError(f"{where}: valid_until {format_time(valid_until)} must be after "
+                         f"valid_from {format_time(valid_from)}")
     note = raw.get("note", "")
     if note is None:
         note = ""
@@ -328,161 +327,6 @@ def _parse_entry(raw: object, country: str, where: str) -> TrustedKey:
         raise TrustError(f"{where}.note: not valid Unicode text ({exc})") from exc
     return TrustedKey(dsse.key_id(key), country, key, valid_from, valid_until, revoked_at,
                       note)
-
-
-def _toml_string(text: str) -> str:
-    """A TOML basic string; escapes what TOML requires so a note cannot end the string."""
-    out = []
-    for ch in text:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04X}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-def _toml_entry(entry: TrustedKey) -> str:
-    encoded = entry.as_entry()
-    if isinstance(encoded, str):
-        # Base64 has no characters that need escaping in a TOML basic string.
-        return f'"{encoded}"'
-    parts = [f'key = "{entry.public_key_b64}"']
-    for name in _TIME_FIELDS:
-        value: datetime | None = getattr(entry, name)
-        if value is not None:
-            # Written in UTC: isoformat of an offset with seconds (+05:30:15) is not TOML.
-            parts.append(f"{name} = {value.astimezone(UTC).isoformat()}")
-    if entry.note:
-        parts.append(f"note = {_toml_string(entry.note)}")
-    return "{ " + ", ".join(parts) + " }"  # TOML 1.0 inline tables are one line
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so a concurrent reader sees the old or new file only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644  # public keys: the hub may run as another user than the operator
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())  # the content is on disk before the name points to it
-        # mkstemp makes 0600; keep the old file's mode so the hub can still read it.
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_registry(path: Path | str, countries: Mapping[str, Sequence[KeyEntry]]) -> None:
-    """Write a registry file from ``{country: [b64 or {"key": b64, ...}, ...]}``.
-
-    The mapping is validated first (same rules as ``load``) so a demo cannot write a file
-    the hub would then refuse to start with, and the file is written from the validated
-    entries, so what is written is what was checked. The write is atomic.
-    """
-    path = Path(path)
-    registry = TrustRegistry.from_mapping(countries, source=str(path))
-    lines = ["# emsbench hub trust registry: Ed25519 public keys (base64, raw 32 bytes)",
-             "# allowed to sign submissions for each country. An entry is a base64 string",
-             "# (no time limit) or { key = ..., valid_from = ..., valid_until = ...,",
-             "# revoked_at = ..., note = ... } with datetimes in RFC 3339 with offset.", ""]
-    for country in sorted(registry._listed):
-        entries = [registry.entry(kid) for kid in registry._listed[country]]
-        encoded = [_toml_entry(e) for e in entries]
-        if all(isinstance(e.as_entry(), str) for e in entries):
-            lines += [f"[countries.{country}]", f"keys = [{', '.join(encoded)}]", ""]
-        else:
-            lines += [f"[countries.{country}]", "keys = ["]
-            lines += [f"    {e}," for e in encoded]
-            lines += ["]", ""]
-    _atomic_write(path, "\n".join(lines))
-
-
-def _aware(at: datetime | None, what: str) -> None:
-    if at is not None and (at.tzinfo is None or at.utcoffset() is None):
-        raise TrustError(f"{what} must be timezone-aware (e.g. datetime.now(UTC))")
-
-
-def revoke_key(path: Path | str, keyid_prefix: str, at: datetime, note: str) -> TrustedKey:
-    """Revoke the key whose id starts with ``keyid_prefix`` from ``at`` on; rewrite the file.
-
-    The key stays in the file so what it signed before ``at`` can still be verified. A
-    revocation can only move earlier: moving it later would re-admit signatures made in
-    between, which must be a deliberate edit of the file. Returns the updated entry.
-    """
-    path = Path(path)
-    _aware(at, "the revocation time")
-    prefix = keyid_prefix.strip().lower()
-    # At least 8 hex characters, so a short typo cannot happen to match (and revoke) a
-    # different key.
-    if not re.fullmatch(r"[0-9a-f]{8,64}", prefix):
-        raise TrustError(f"key id prefix {keyid_prefix!r} must be 8 to 64 hex characters")
-    registry = TrustRegistry.load(path)
-    matches = [e for e in registry.entries() if e.keyid.startswith(prefix)]
-    if not matches:
-        raise TrustError(f"{path}: no key id starts with {prefix}")
-    if len(matches) > 1:
-        found = ", ".join(f"{e.keyid[:16]}… ({e.country})" for e in matches)
-        raise TrustError(f"{path}: {prefix} matches {len(matches)} keys ({found}); give "
-                         "more characters")
-    old = matches[0]
-    if old.revoked_at is not None and at > old.revoked_at:
-        raise TrustError(f"{path}: key {old.keyid[:16]}… of {old.country} is already revoked "
-                         f"at {_when(old.revoked_at)}, before {_when(at)}; a revocation can "
-                         "only move earlier")
-    # Keep the old note and add the reason once (running the same command twice is a no-op).
-    reason = note.strip()
-    new_note = old.note
-    if reason and reason not in old.note.split("; "):
-        new_note = f"{old.note}; {reason}" if old.note else reason
-    updated = replace(old, revoked_at=at, note=new_note)
-    _rewrite(path, registry, old.country, old.keyid, updated)
-    return TrustRegistry.load(path).entry(old.keyid)
-
-
-def add_key(path: Path | str, country: str, public_key_b64: str,
-            valid_from: datetime | None = None, valid_until: datetime | None = None,
-            note: str = "") -> TrustedKey:
-    """Trust a new key for ``country`` (in the window given); rewrite the file atomically.
-
-    Creates the file when it does not exist yet. Refuses a key that is already listed,
-    for any country: changing an existing key's window is an edit, not an addition.
-    """
-    path = Path(path)
-    _aware(valid_from, "valid_from")
-    _aware(valid_until, "valid_until")
-    registry = TrustRegistry.load(path) if path.exists() else TrustRegistry()
-    raw: dict[str, object] = {"key": public_key_b64.strip(), "valid_from": valid_from,
-                              "valid_until": valid_until, "note": note.strip()}
-    entry = TrustRegistry.from_mapping({country: [raw]}, source="new key").entries()[0]
-    if entry.keyid in registry._entries:
-        have = registry.entry(entry.keyid)
-        raise TrustError(f"{path}: key {entry.keyid[:16]}… is already listed for "
-                         f"{have.country}; edit its entry instead of adding it again")
-    _rewrite(path, registry, country, None, entry)
-    return TrustRegistry.load(path).entry(entry.keyid)
-
-
-def _rewrite(path: Path, registry: TrustRegistry, country: str, replace_kid: str | None,
-             entry: TrustedKey) -> None:
-    """Write ``registry`` with ``entry`` replacing ``replace_kid`` (or appended to country)."""
-    mapping = registry.as_mapping()
-    items = mapping.setdefault(country, [])
-    if replace_kid is None:
-        items.append(entry.as_entry())
-    else:
-        index = list(registry._listed[country]).index(replace_kid)
-        items[index] = entry.as_entry()
-    write_registry(path, mapping)
 
 
 FileStamp = tuple[int, int, int]

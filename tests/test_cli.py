@@ -11,7 +11,7 @@ from pathlib import Path
 from emsbench import dsse
 from emsbench.cli import main
 from emsbench.demo import COUNTRIES
-from hub.trust import write_registry
+from hub.trust_file import write_registry
 from node.audit import verify_log
 from node.outbox import read_outbox
 from node.receipt import load_hub_key

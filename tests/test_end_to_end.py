@@ -31,7 +31,7 @@ from hub.merge import NORDIC, NORDIC_COUNTRIES, Figure, merge
 from hub.signing import load_or_create_hub_key, public_key_path
 from hub.source import load_period
 from hub.stats import histogram_quantile
-from hub.trust import write_registry
+from hub.trust_file import write_registry
 from node.config import NodeConfig, write_node_config
 from node.flow import run_node
 from node.ingest import ingest

@@ -25,7 +25,7 @@ from emsbench.wire import Submission
 from hub.config import load_hub_config
 from hub.signing import load_or_create_hub_key, public_key_path
 from hub.source import open_source
-from hub.trust import write_registry
+from hub.trust_file import write_registry
 from node.config import NodeConfig, write_node_config
 from node.keys import keygen
 from node.outbox import Entry, read_outbox

@@ -34,7 +34,7 @@ from emsbench.wire import (
 from hub.api import create_app
 from hub.config import HubConfig, PolicyConfig
 from hub.store import Store
-from hub.trust import write_registry
+from hub.trust_file import write_registry
 
 CATALOGUE = Path(__file__).parent / "catalogue"  # also used by bench/hub_bench.py
 

@@ -24,7 +24,8 @@ from emsbench import chain, dsse
 from emsbench.wire import SUBMISSION_TYPE, WITHDRAWAL_TYPE, Cell, Submission
 from hub.ledger import PeriodView, period_view
 from hub.report import build_report, export_csv
-from hub.trust import TrustRegistry, add_key, revoke_key, write_registry
+from hub.trust import TrustRegistry
+from hub.trust_file import add_key, revoke_key, write_registry
 from tests.hub.conftest import YEAR, Hub
 
 ALPHA, BETA, TIME = 0, 1, 2  # indicator positions in Hub.results()

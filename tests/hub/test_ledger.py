@@ -22,7 +22,8 @@ from hub.ledger import PeriodView, period_view, recheck
 from hub.report import build_report, export_csv
 from hub.signing import sign_receipt
 from hub.store import Record, Store
-from hub.trust import TrustRegistry, write_registry
+from hub.trust import TrustRegistry
+from hub.trust_file import write_registry
 from tests.hub.conftest import YEAR, Hub
 
 

@@ -13,16 +13,8 @@ from pathlib import Path
 import pytest
 
 from emsbench import dsse
-from hub.trust import (
-    KeyEntry,
-    KeyRefused,
-    ReloadingTrust,
-    TrustError,
-    TrustRegistry,
-    add_key,
-    revoke_key,
-    write_registry,
-)
+from hub.trust import KeyEntry, KeyRefused, ReloadingTrust, TrustError, TrustRegistry
+from hub.trust_file import add_key, revoke_key, write_registry
 
 
 def b64(key: dsse.KeyPair) -> str:
