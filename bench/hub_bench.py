@@ -63,6 +63,26 @@ YEARS = tuple(range(FIRST_YEAR, FIRST_YEAR + 10))  # 2015 … 2024, inside the h
 CATALOGUE = Path(__file__).resolve().parents[1] / "tests" / "hub" / "catalogue"
 
 
+def sample_results(specs: list[IndicatorSpec]) -> list[IndicatorResult]:
+    """Conforming results of the test catalogue at threshold 5: one of each kind of cell
+    (released share, withheld share, coarsened histogram, withheld histogram)."""
+    by_id = {s.id: s for s in specs}
+
+    def result(spec_id: str, cells: list[Cell]) -> IndicatorResult:
+        s = by_id[spec_id]
+        return IndicatorResult(spec_id=s.id, spec_version=s.version, spec_sha256=s.sha256,
+                               type=s.type, strata=list(s.strata), cells=cells)
+
+    return [
+        result("T-ALPHA", [Cell(numerator=40, denominator=100)]),
+        result("T-BETA", [Cell(stratum={"urbanicity": "urban"}, numerator=30, denominator=60),
+                          Cell(stratum={"urbanicity": "rural"}, suppressed=True)]),
+        result("T-TIME", [Cell(stratum={"urgency_level": "U1"},
+                               bins=[(2, 2, 10), (3, 4, 25), (5, 10, 6)]),
+                          Cell(stratum={"urgency_level": "U2"}, suppressed=True)]),
+    ]
+
+
 def write_specs(spec_dir: Path) -> None:
     """The three-spec test catalogue (T-ALPHA, T-BETA, T-TIME)."""
     spec_dir.mkdir(parents=True, exist_ok=True)
@@ -118,22 +138,7 @@ class Federation:
         return start_hub(self.config_path, self.config.port, self.root / log_name)
 
     def results(self) -> list[IndicatorResult]:
-        by_id = {s.id: s for s in self.specs}
-
-        def result(spec_id: str, cells: list[Cell]) -> IndicatorResult:
-            s = by_id[spec_id]
-            return IndicatorResult(spec_id=s.id, spec_version=s.version, spec_sha256=s.sha256,
-                                   type=s.type, strata=list(s.strata), cells=cells)
-
-        return [
-            result("T-ALPHA", [Cell(numerator=40, denominator=100)]),
-            result("T-BETA", [Cell(stratum={"urbanicity": "urban"}, numerator=30,
-                                   denominator=60),
-                              Cell(stratum={"urbanicity": "rural"}, suppressed=True)]),
-            result("T-TIME", [Cell(stratum={"urgency_level": "U1"},
-                                   bins=[(2, 2, 10), (3, 4, 25), (5, 10, 6)]),
-                              Cell(stratum={"urgency_level": "U2"}, suppressed=True)]),
-        ]
+        return sample_results(self.specs)
 
     def submission(self, country: str, year: int, revision: int = 1) -> Submission:
         return Submission(

@@ -24,7 +24,6 @@ from emsbench.specs import IndicatorSpec, catalogue_sha256, load_specs
 from emsbench.wire import (
     SUBMISSION_TYPE,
     WITHDRAWAL_TYPE,
-    Cell,
     DataQuality,
     IndicatorResult,
     Period,
@@ -89,22 +88,7 @@ class Hub:
         self.hub_key: dsse.KeyPair = self.app.state.hub.key
 
     def results(self) -> list[IndicatorResult]:
-        by_id = {s.id: s for s in self.specs}
-
-        def result(sid: str, cells: list[Cell]) -> IndicatorResult:
-            s = by_id[sid]
-            return IndicatorResult(spec_id=s.id, spec_version=s.version, spec_sha256=s.sha256,
-                                   type=s.type, strata=list(s.strata), cells=cells)
-
-        return [
-            result("T-ALPHA", [Cell(numerator=40, denominator=100)]),
-            result("T-BETA", [Cell(stratum={"urbanicity": "urban"}, numerator=30,
-                                   denominator=60),
-                              Cell(stratum={"urbanicity": "rural"}, suppressed=True)]),
-            result("T-TIME", [Cell(stratum={"urgency_level": "U1"},
-                                   bins=[(2, 2, 10), (3, 4, 25), (5, 10, 6)]),
-                              Cell(stratum={"urgency_level": "U2"}, suppressed=True)]),
-        ]
+        return list(load_hub_bench().sample_results(self.specs))
 
     def submission(self, country: str = "NO", sid: str = "NO-2024-0001", threshold: int = 5,
                    revision: int = 1, year: int = YEAR, **changes: Any) -> Submission:
