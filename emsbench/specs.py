@@ -53,10 +53,6 @@ class Bins(_Strict):
     def n_bins(self) -> int:
         return self.count + 1
 
-    def runs_beyond(self, runs: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
-        """Runs ``(first, last, count)`` that end past the last bin of these bins."""
-        return [r for r in runs if r[1] >= self.n_bins]
-
 
 class ExpectedCell(_Strict):
     stratum: dict[str, str] = Field(default_factory=dict)

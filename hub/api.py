@@ -21,7 +21,6 @@ import asyncio
 import hmac
 import json
 import logging
-import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,42 +31,26 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emsbench import __version__, dsse
-from emsbench.conformance import CONFLICT_CODES, Policy, check_document
+from emsbench.conformance import Policy
+from emsbench.files import write_atomic
 from emsbench.specs import IndicatorSpec, catalogue_sha256, load_specs
-from emsbench.wire import SUBMISSION_TYPE, WITHDRAWAL_TYPE, Submission, Withdrawal
+from emsbench.wire import SUBMISSION_TYPE, WITHDRAWAL_TYPE
 from hub import openapi as api_docs
 from hub.config import HubConfig
 from hub.signing import load_or_create_hub_key, sign_receipt
 from hub.store import Store, StoreRefusal, utcnow
-from hub.trust import KeyRefused, ReloadingTrust
+from hub.trust import ReloadingTrust
+from hub.verification import ApiError, judge, open_document
 
 log = logging.getLogger("emsbench.hub")
 
-# Status for each reason dsse.verify gives. Unsigned and bad signatures are
-# authentication failures (401); a well-signed envelope by a key we do not trust is
-# authenticated but not authorised (403).
-_SIGNATURE_STATUS = {"invalid_envelope": 400, "unsigned": 401, "untrusted_key": 403,
-                     "bad_signature": 401}
 _STATUS_CODE = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
                 413: "payload_too_large", 415: "unsupported_media_type"}
 RETRY_AFTER_SECONDS = 2
-
-
-class ApiError(Exception):
-    """A refusal with an HTTP status, a stable code and a message for the node operator."""
-
-    def __init__(self, status: int, code: str, message: str, *, country: str | None = None,
-                 submission_id: str | None = None,
-                 problems: list[dict[str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.country, self.submission_id = country, submission_id
-        self.problems = problems or []
 
 
 def error_body(code: str, message: str, problems: list[dict[str, str]] | None = None
@@ -124,70 +107,24 @@ def _process(state: HubState, body: bytes, remote: str, payload_type: str
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not UTF-8 JSON: {exc}") from exc
     trust = state.trust.current()
-    try:
-        payload, keyid = dsse.verify(envelope, trust.keys(), payload_type=payload_type)
-    except dsse.SignatureError as exc:
-        raise ApiError(_SIGNATURE_STATUS.get(exc.code, 400), exc.code, str(exc)) from exc
-    key_country = trust.country_of(keyid)
+    # One time for every check and for the record: the ledger re-checks at received_at.
     now = utcnow()
+    opened = open_document(envelope, trust, now, payload_type)
+    doc = opened.doc
+    judge(doc, state.specs, state.catalogue, state.policy, now)
     try:
-        trust.check_valid(keyid, now)
-    except KeyRefused as exc:
-        raise ApiError(403, exc.code, str(exc), country=key_country) from exc
-    # Check the claimed country before the full schema: a node signing for another
-    # country is a trust problem and must be reported as such, even if the payload is
-    # also malformed.
-    try:
-        claimed = json.loads(payload).get("country")
-    except (ValueError, AttributeError, RecursionError):
-        claimed = None
-    if isinstance(claimed, str) and claimed != key_country:
-        # The claim is attacker text: quoted, cut short and ASCII before it is echoed or
-        # audited (a lone surrogate once broke the audit write).
-        raise ApiError(403, "country_mismatch", f"the payload is for country "
-                       f"{ascii(claimed[:8])} but "
-                       f"the signing key is trusted for {key_country} only",
-                       country=key_country)
-    model = Submission if payload_type == SUBMISSION_TYPE else Withdrawal
-    try:
-        doc = model.model_validate_json(payload)
-    except ValidationError as exc:
-        errors = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
-                  for e in exc.errors()[:10]]
-        more = f" (+{exc.error_count() - 10} more)" if exc.error_count() > 10 else ""
-        raise ApiError(422, "invalid_payload", f"the payload is not a valid {model.__name__}: "
-                       + "; ".join(errors) + more, country=key_country) from exc
-    if doc.country != key_country:  # e.g. the raw JSON could not be read above
-        raise ApiError(403, "country_mismatch", f"the payload is for country {doc.country} "
-                       f"but the signing key is trusted for {key_country} only",
-                       country=key_country, submission_id=doc.submission_id)
-    problems = check_document(doc, state.specs, state.catalogue, state.policy, now)
-    if problems:
-        first = problems[0]
-        shown = "; ".join(str(p) for p in problems[:5])
-        more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise ApiError(409 if first.code in CONFLICT_CODES else 422, first.code, shown + more,
-                       country=doc.country, submission_id=doc.submission_id,
-                       problems=[{"code": p.code, "message": p.message} for p in problems[:50]])
-    try:
-        return state.store.accept(doc, text, payload, keyid, remote,
+        return state.store.accept(doc, text, opened.payload, opened.keyid, remote,
                                   lambda receipt: sign_receipt(receipt, state.key),
-                                  discredited={e.keyid: e.revoked_at for e in trust.entries()
-                                               if e.revoked_at is not None})
+                                  received_at=now, counts=trust.may_sign)
     except StoreRefusal as exc:
         raise ApiError(409, exc.code, str(exc), country=doc.country,
-                       submission_id=doc.submission_id) from None
+                       submission_id=doc.submission_id, audited=True) from None
 
 
 def _write_token(path: Path) -> str:
     """A fresh random token for the hub's own CLI, in a file only the owner can read."""
     token = secrets.token_urlsafe(32)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(token + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, (token + "\n").encode("ascii"), mode=0o600)
     return token
 
 
@@ -261,7 +198,7 @@ def create_app(config: HubConfig) -> FastAPI:
                 response, created = await run_in_threadpool(_process, state, body, remote,
                                                              payload_type)
             except ApiError as exc:
-                if exc.code not in ("conflict", "stale_revision"):  # the store audited those
+                if not exc.audited:
                     await run_in_threadpool(state.store.reject, exc.code, exc.message, remote,
                                             exc.country, exc.submission_id)
                 return error_response(exc)

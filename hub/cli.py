@@ -98,7 +98,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _audit_verify(args: argparse.Namespace) -> int:
     from emsbench import chain
     from hub.source import SourceError, open_source
-    from hub.store import AUDIT_FIELDS
+    from hub.store import audit_links
 
     cfg = _config(args)
     try:
@@ -110,8 +110,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
             source.close()
     except SourceError as exc:
         raise CommandError(str(exc)) from exc
-    links = [chain.Link(e["seq"], {k: e[k] for k in AUDIT_FIELDS}, e["prev_hash"], e["hash"])
-             for e in entries]
+    links = audit_links(entries)
     # Every stored receipt names its audit entry: a cut-off tail shows as a missing anchor.
     anchors = {int(r.response["receipt"]["audit_seq"]): r.response["receipt"]["audit_hash"]
                for r in records}

@@ -36,6 +36,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from emsbench.conformance import SMALLEST_THRESHOLD, Policy
+from emsbench.files import toml_string
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8750
@@ -180,8 +181,7 @@ def load_hub_config(path: Path | str) -> HubConfig:
 def write_hub_config(path: Path, cfg: HubConfig) -> None:
     """Write ``cfg`` as a hub config file (used by demos and tests)."""
     def q(value: object) -> str:
-        # TOML basic strings share JSON's escapes for the characters that paths contain.
-        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return toml_string(str(value))
 
     lines = [
         "[hub]",

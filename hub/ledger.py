@@ -1,11 +1,12 @@
 """Which stored revision of each period stands, re-checked from the signed bytes up.
 
 The store keeps every revision ever accepted. Before anything is merged or published, each
-record is checked again exactly as intake checked it: the envelope's signature against the
-trust registry (retired keys included), the key's country and its validity *at the time the
-hub received the record* (so a key revoked as of its compromise discredits what it signed
-afterwards), the payload hash, the wire model and ``emsbench.conformance`` under today's
-catalogue and policy. Per country, the highest revision that passes stands; a withdrawal
+record is checked again with intake's own functions (``hub.verification``): the envelope's
+signature against the trust registry (retired keys included), the key's country and its
+validity *at the time the hub received the record* (so a key revoked as of its compromise
+discredits what it signed afterwards), the wire model and ``emsbench.conformance`` under
+today's catalogue and policy; then the payload hash and index columns against what intake
+recorded. Per country, the highest revision that passes stands; a withdrawal
 standing means the country is not published. Every record passed over is reported with its
 reason, so the report can say why a figure is missing instead of failing for everyone.
 """
@@ -17,14 +18,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pydantic import ValidationError
-
-from emsbench import dsse
-from emsbench.conformance import Policy, check_document
+from emsbench.conformance import Policy
 from emsbench.specs import IndicatorSpec, catalogue_sha256
-from emsbench.wire import PAYLOAD_MODELS, Document, Submission, Withdrawal
+from emsbench.wire import Document, Submission, Withdrawal
 from hub.store import Record
-from hub.trust import KeyRefused, TrustRegistry
+from hub.trust import TrustRegistry
+from hub.verification import ApiError, judge, open_document
 
 
 @dataclass(frozen=True)
@@ -65,37 +64,30 @@ class PeriodView:
 
 def recheck(record: Record, trust: TrustRegistry, specs: list[IndicatorSpec],
             policy: Policy, catalogue: str | None = None) -> tuple[Document | None, list[str]]:
-    """Check one stored record from its envelope up; ``(document, [])`` when it is sound."""
+    """Check one stored record as intake checked it, at the time it was received, and
+    against what intake recorded; ``(document, [])`` when it is sound."""
+    at = record.received_at
     try:
-        envelope = json.loads(record.envelope)
-        payload_type = envelope.get("payloadType") if isinstance(envelope, dict) else None
-        model = PAYLOAD_MODELS.get(str(payload_type))
-        if model is None:
-            return None, [f"unknown payload type {payload_type!r}"]
-        payload, keyid = dsse.verify(envelope, trust.keys(), payload_type=str(payload_type))
-    except (ValueError, dsse.SignatureError) as exc:
+        opened = open_document(json.loads(record.envelope), trust, at)
+    except ValueError as exc:
+        return None, [f"the stored envelope does not verify: not JSON ({exc})"]
+    except ApiError as exc:
         return None, [f"the stored envelope does not verify: {exc}"]
-    problems: list[str] = []
-    if keyid != record.keyid:
+    try:
+        judge(opened.doc, specs, catalogue or catalogue_sha256(specs), policy, at)
+    except ApiError as exc:
+        return None, [str(exc)]
+    doc, problems = opened.doc, []
+    if opened.keyid != record.keyid:
         problems.append("verified by another key than the one recorded at intake")
-    try:
-        trust.check_valid(keyid, record.received_at)
-    except KeyRefused as exc:
-        problems.append(f"{exc.code}: {exc}")
-    if trust.country_of(keyid) != record.country:
-        problems.append(f"the key signs for {trust.country_of(keyid)}, not {record.country}")
-    if hashlib.sha256(payload).hexdigest() != record.payload_sha256:
+    if opened.country != record.country:
+        problems.append(f"the key signs for {opened.country}, not {record.country}")
+    if hashlib.sha256(opened.payload).hexdigest() != record.payload_sha256:
         problems.append("the payload differs from the one received (hash mismatch)")
-    try:
-        doc: Document = model.model_validate_json(payload)
-    except ValidationError as exc:
-        return None, problems + [f"not a valid {model.__name__}: {exc.errors()[0]['msg']}"]
     if (doc.submission_id, doc.country, doc.period.year, doc.revision, doc.catalogue) != (
             record.submission_id, record.country, record.year, record.revision,
             record.catalogue):
         problems.append("the stored index columns differ from the signed payload")
-    problems += [str(p) for p in check_document(doc, specs, catalogue or catalogue_sha256(specs),
-                                                policy, record.received_at)]
     return (doc if not problems else None), problems
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from emsbench import dsse
+from emsbench.files import write_atomic
 from emsbench.wire import RECEIPT_TYPE, Receipt
 
 
@@ -20,20 +21,16 @@ def public_key_path(private_path: Path) -> Path:
 
 
 def load_or_create_hub_key(path: Path) -> dsse.KeyPair:
-    """The hub's signing key at ``path``; made (0600 from the first byte) if absent."""
-    if not path.exists():
-        key = dsse.generate_key()
-        try:
-            dsse.save_private_key(key, path)
-        except FileExistsError:  # another process made it first: use theirs
-            return dsse.load_private_key(path)
-        public_key_path(path).write_text(dsse.public_key_b64(key.public_key) + "\n",
-                                         encoding="utf-8")
-        return key
+    """The hub's signing key at ``path``; made (0600 from the first byte) if absent, with
+    its public half written beside it if that is missing."""
+    try:
+        dsse.save_private_key(dsse.generate_key(), path)
+    except FileExistsError:  # the usual case; or another process made it first
+        pass
     key = dsse.load_private_key(path)
     pub = public_key_path(path)
     if not pub.exists():
-        pub.write_text(dsse.public_key_b64(key.public_key) + "\n", encoding="utf-8")
+        write_atomic(pub, (dsse.public_key_b64(key.public_key) + "\n").encode("ascii"))
     return key
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -117,6 +117,12 @@ def _record(row: tuple[Any, ...]) -> Record:
                   response=json.loads(row[10]))
 
 
+def audit_links(entries: list[dict[str, Any]]) -> list[chain.Link]:
+    """Audit entries (as ``Store.audit_entries`` or ``/v1/audit`` give them) as chain links."""
+    return [chain.Link(e["seq"], {k: e[k] for k in AUDIT_FIELDS}, e["prev_hash"], e["hash"])
+            for e in entries]
+
+
 def _storable(text: str | None) -> str | None:
     """Text any UTF-8 store can hold: a lone surrogate (valid in a JSON string, not in
     UTF-8) from a hostile payload becomes its escape instead of failing the audit write."""
@@ -201,8 +207,9 @@ class Store:
         return seq, digest
 
     def accept(self, doc: Document, envelope_text: str, payload: bytes, keyid: str,
-               remote: str | None, sign: Callable[[Receipt], dict[str, Any]],
-               discredited: Mapping[str, datetime] | None = None
+               remote: str | None, sign: Callable[[Receipt], dict[str, Any]], *,
+               received_at: datetime | None = None,
+               counts: Callable[[str, datetime], bool] | None = None
                ) -> tuple[dict[str, Any], bool]:
         """Store a verified, checked document; return ``(response, created)``.
 
@@ -212,9 +219,11 @@ class Store:
           ``stale_revision`` (an old envelope resent, or a replay);
         * otherwise stored with its audit entry; the receipt names that entry.
 
-        ``discredited`` maps revoked key ids to their revocation time: revisions those keys
-        signed at or after it do not count, so a thief who signed a huge revision with a
-        stolen key cannot lock the country out of its period once the key is revoked.
+        ``received_at`` is the time the caller checked the document at (default now).
+        ``counts(keyid, received_at)`` says whether a stored revision counts, i.e. whether
+        its key could sign when it arrived (``TrustRegistry.may_sign``): a thief who signed
+        a huge revision with a stolen key cannot lock the country out of its period once
+        the key is revoked as of the theft.
         """
         sha = hashlib.sha256(payload).hexdigest()
         sid, country, year = doc.submission_id, doc.country, doc.period.year
@@ -222,17 +231,11 @@ class Store:
         with self._transaction() as con:
             row = con.execute("SELECT payload_sha256, response FROM documents "
                               "WHERE submission_id = ?", [sid]).fetchone()
-            stored = con.execute("SELECT revision, keyid, received_at FROM documents WHERE "
-                                 "country = ? AND year = ? AND catalogue = ?",
-                                 [country, year, doc.catalogue]).fetchall()
-            bad = discredited or {}
-            highest = max((int(rev) for rev, kid, at in stored
-                           if not (kid in bad and datetime.fromisoformat(at) >= bad[kid])),
-                          default=0)
             if row is not None and row[0] == sha:
                 self._append_audit(con, "duplicate", "duplicate", "identical resubmission; "
                                    "stored receipt returned", remote, country, sid)
                 return json.loads(row[1]), False
+            highest = 0 if row is not None else self._highest_revision(con, doc, counts)
             if row is not None:
                 refusal = StoreRefusal("conflict", f"{sid} is already stored with another "
                                        f"payload (sha256 {row[0][:12]}…); a correction needs "
@@ -250,7 +253,7 @@ class Store:
                 self._append_audit(con, "rejected", refusal.code, str(refusal), remote,
                                    country, sid)
             else:
-                received = utcnow()
+                received = received_at or utcnow()
                 seq, digest = self._append_audit(
                     con, "accepted", "accepted", f"{kind_of(doc)} revision {doc.revision}, "
                     f"sha256 {sha}", remote, country, sid, at=received)
@@ -268,6 +271,16 @@ class Store:
         if refusal is not None:
             raise refusal
         return response, True
+
+    @staticmethod
+    def _highest_revision(con: duckdb.DuckDBPyConnection, doc: Document,
+                          counts: Callable[[str, datetime], bool] | None) -> int:
+        """The highest stored revision of the document's period that counts."""
+        stored = con.execute("SELECT revision, keyid, received_at FROM documents WHERE "
+                             "country = ? AND year = ? AND catalogue = ?",
+                             [doc.country, doc.period.year, doc.catalogue]).fetchall()
+        return max((int(rev) for rev, kid, at in stored
+                    if counts is None or counts(kid, datetime.fromisoformat(at))), default=0)
 
     def reject(self, code: str, message: str, remote: str | None,
                country: str | None = None, submission_id: str | None = None) -> None:
@@ -297,8 +310,7 @@ class Store:
 
     def audit_links(self) -> list[chain.Link]:
         """The audit log as chain links, in stored order."""
-        return [chain.Link(e["seq"], {k: e[k] for k in AUDIT_FIELDS}, e["prev_hash"],
-                           e["hash"]) for e in self.audit_entries()]
+        return audit_links(self.audit_entries())
 
     def audit_entries(self) -> list[dict[str, Any]]:
         """Every audit entry, in sequence order, as dicts keyed by column name."""

@@ -259,6 +259,11 @@ class TrustRegistry:
             raise refused
         return entry
 
+    def may_sign(self, keyid: str, at: datetime) -> bool:
+        """Whether ``keyid`` is in the registry and may sign at ``at``."""
+        entry = self._entries.get(keyid)
+        return entry is not None and entry.refusal(at) is None
+
     def countries(self) -> list[str]:
         return sorted({e.country for e in self._entries.values()})
 

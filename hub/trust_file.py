@@ -8,30 +8,14 @@ drop TOML comments: what must survive belongs in an entry's ``note``.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from emsbench.files import toml_string, write_atomic
 from hub.trust import TIME_FIELDS, KeyEntry, TrustedKey, TrustError, TrustRegistry, format_time
-
-
-def _toml_string(text: str) -> str:
-    """A TOML basic string; escapes what TOML requires so a note cannot end the string."""
-    out = []
-    for ch in text:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04X}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
 
 
 def _toml_entry(entry: TrustedKey) -> str:
@@ -46,29 +30,8 @@ def _toml_entry(entry: TrustedKey) -> str:
             # Written in UTC: isoformat of an offset with seconds (+05:30:15) is not TOML.
             parts.append(f"{name} = {value.astimezone(UTC).isoformat()}")
     if entry.note:
-        parts.append(f"note = {_toml_string(entry.note)}")
+        parts.append(f"note = {toml_string(entry.note)}")
     return "{ " + ", ".join(parts) + " }"  # TOML 1.0 inline tables are one line
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so a concurrent reader sees the old or new file only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644  # public keys: the hub may run as another user than the operator
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())  # the content is on disk before the name points to it
-        # mkstemp makes 0600; keep the old file's mode so the hub can still read it.
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_registry(path: Path | str, countries: Mapping[str, Sequence[KeyEntry]]) -> None:
@@ -93,7 +56,8 @@ def write_registry(path: Path | str, countries: Mapping[str, Sequence[KeyEntry]]
             lines += [f"[countries.{country}]", "keys = ["]
             lines += [f"    {e}," for e in encoded]
             lines += ["]", ""]
-    _atomic_write(path, "\n".join(lines))
+    # The replaced file's mode is kept (the hub may run as another user than the operator).
+    write_atomic(path, "\n".join(lines).encode("utf-8"))
 
 
 def _aware(at: datetime | None, what: str) -> None:

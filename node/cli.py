@@ -193,7 +193,8 @@ def _withdraw(args: argparse.Namespace) -> int:
 
 def _audit_verify(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    from node.audit import read_log, verify_log
+    from emsbench import chain
+    from node.audit import read_log
     from node.outbox import read_outbox
 
     entries = [e for e in read_outbox(cfg.outbox) if e.signed]
@@ -204,9 +205,11 @@ def _audit_verify(args: argparse.Namespace) -> int:
                                "a backup")
         print(f"no audit log at {cfg.audit_log} yet: nothing has been signed")
         return 0
-    count, problems = verify_log(cfg.audit_log)
+    links, problems = read_log(cfg.audit_log)
+    problems += chain.verify(links)
+    count = len(links)
     # The chain cannot show entries cut off its end; the outbox can.
-    logged = {link.fields.get("submission_id") for link in read_log(cfg.audit_log)[0]
+    logged = {link.fields.get("submission_id") for link in links
               if link.fields.get("event") == "signed"}
     problems += [f"{e.submission_id}: signed (it is in the outbox) but the log has no "
                  "'signed' entry for it (entries were cut off or deleted)"

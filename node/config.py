@@ -7,7 +7,6 @@ be moved or copied as a whole. The audit log and the working folder default to
 
 from __future__ import annotations
 
-import json
 import tomllib
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from pydantic import (
 )
 
 from emsbench.conformance import SMALLEST_THRESHOLD
+from emsbench.files import toml_string
 
 PATH_KEYS = ("data", "key", "outbox", "specs", "hub_key", "audit_log", "workdir")
 DEFAULT_AUDIT_LOG = Path("audit.jsonl")
@@ -97,8 +97,7 @@ def load_node_config(path: Path) -> NodeConfig:
 def _toml_value(value: object) -> str:
     if isinstance(value, bool | int):
         return str(value).lower() if isinstance(value, bool) else str(value)
-    # A JSON string is a valid TOML basic string (quotes and backslashes escaped).
-    return json.dumps(str(value), ensure_ascii=False)
+    return toml_string(str(value))
 
 
 def write_node_config(path: Path, cfg: NodeConfig) -> None:

@@ -21,7 +21,6 @@ import binascii
 import fcntl
 import json
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from emsbench import dsse
+from emsbench.files import write_atomic
 from emsbench.wire import PAYLOAD_MODELS, Document, Receipt, kind_of
 from node.receipt import ReceiptError, check_receipt, payload_sha256
 
@@ -120,40 +120,6 @@ def receipt_path(outbox: Path, submission_id: str) -> Path:
 
 def refused_path(outbox: Path, submission_id: str) -> Path:
     return outbox / f"{submission_id}{REFUSED_SUFFIX}"
-
-
-def write_atomic(target: Path, data: bytes, *, exclusive: bool = False) -> Path:
-    """Write ``target`` whole or not at all (temporary file, fsync, rename).
-
-    ``exclusive`` refuses to replace an existing file (a signed envelope is never rewritten).
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if exclusive:
-            # link() fails if the target exists, atomically (no check-then-write race).
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                raise FileExistsError(f"{target} exists already; a signed document is never "
-                                      "rewritten") from None
-            tmp.unlink()
-        else:
-            tmp.replace(target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a half-written file must not linger
-        raise
-    # The rename itself must reach the disk too, or a crash could undo it.
-    fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return target
 
 
 def write_envelope(outbox: Path, envelope: dict[str, Any], submission_id: str) -> Path:

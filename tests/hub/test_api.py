@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -213,14 +213,14 @@ def test_overload_is_refused_at_once_with_retry_after(tmp_path: Path,
     cfg = hub.config.model_copy(update={"max_concurrent": 1,
                                         "database": tmp_path / "one" / "hub.duckdb"})
     entered, release = threading.Event(), threading.Event()
-    check = hub_api.check_document
+    check = hub_api.judge
 
     def slow_check(*args: Any, **kwargs: Any) -> Any:
         entered.set()
         release.wait(20)
         return check(*args, **kwargs)
 
-    monkeypatch.setattr(hub_api, "check_document", slow_check)
+    monkeypatch.setattr(hub_api, "judge", slow_check)
     app = create_app(cfg)
     body = dsse.envelope_bytes(hub.envelope(hub.submission()))
     results: dict[str, httpx.Response] = {}
@@ -385,3 +385,17 @@ def test_received_at_is_utc(hub: Hub) -> None:
     r = hub.post(hub.envelope(hub.submission()))
     received = datetime.fromisoformat(r.json()["receipt"]["received_at"].replace("Z", "+00:00"))
     assert received.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+
+
+def test_the_record_is_stamped_with_the_time_it_was_checked_at(
+        hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Key validity and conformance are judged at one instant, and that instant is the
+    record's received_at, which the ledger re-checks at: a key expiring in between can
+    not give a receipt for a record the report would then set aside."""
+    checked = datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    monkeypatch.setattr(hub_api, "utcnow", lambda: checked)
+    r = hub.post(hub.envelope(hub.submission()))
+    assert r.status_code == 201, r.text
+    [record] = hub.store.records()
+    assert record.received_at == checked
+    assert datetime.fromisoformat(r.json()["receipt"]["received_at"]) == checked

@@ -22,6 +22,7 @@ import emsbench.conformance
 import hub.api
 import hub.store
 import hub.trust
+import hub.verification
 from emsbench import dsse
 from emsbench.conformance import CONFLICT_CODES
 from emsbench.wire import SCHEMA_DIR, SUBMISSION_TYPE, Submission, Withdrawal
@@ -87,10 +88,16 @@ def _enclosing(node: ast.AST, parents: dict[ast.AST, ast.AST], kind: type[ast.AS
 
 
 def emitted_codes() -> Iterator[tuple[int, str, str]]:
-    """``(status, code, function)`` for every refusal ``hub.api`` can answer: its literal
-    ``ApiError``s and, for those passing on another module's code, every code that module
+    """``(status, code, function)`` for every refusal ``hub.api`` can answer: the literal
+    ``ApiError``s of ``hub.api`` and ``hub.verification`` (the checks it shares with the
+    ledger) and, for those passing on another module's code, every code that module
     raises. A new kind of call fails here until this test is taught where its codes are."""
-    tree = _tree(hub.api)
+    for module in (hub.api, hub.verification):
+        yield from _emitted_in(module)
+
+
+def _emitted_in(module: Any) -> Iterator[tuple[int, str, str]]:
+    tree = _tree(module)
     parents = _parents(tree)
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
@@ -108,7 +115,7 @@ def emitted_codes() -> Iterator[tuple[int, str, str]]:
         elif ast.unparse(code) == "exc.code" and caught == "dsse.SignatureError":
             assert ast.unparse(status) == "_SIGNATURE_STATUS.get(exc.code, 400)"
             for c in _signature_codes():
-                yield hub.api._SIGNATURE_STATUS.get(c, 400), c, name
+                yield hub.verification._SIGNATURE_STATUS.get(c, 400), c, name
         elif ast.unparse(code) == "exc.code" and caught == "KeyRefused":
             assert isinstance(status, ast.Constant)
             for c in _first_args(hub.trust, "KeyRefused"):
@@ -122,7 +129,7 @@ def emitted_codes() -> Iterator[tuple[int, str, str]]:
             for c in _first_args(emsbench.conformance, "Problem"):
                 yield (409 if c in CONFLICT_CODES else 422), c, name
         else:
-            pytest.fail(f"hub/api.py raises {ast.unparse(node)} in {name}: teach "
+            pytest.fail(f"{module.__name__} raises {ast.unparse(node)} in {name}: teach "
                         "emitted_codes where its codes come from")
 
 
@@ -137,6 +144,7 @@ def test_every_code_the_intake_can_emit_is_documented_under_its_status(hub: Any)
     doc = _doc(hub)
     # The functions the codes are raised in, and the operations they answer for.
     where = {"_read_body": INTAKE, "_process": INTAKE, "intake": INTAKE, "_authorise": CLI,
+             "open_document": INTAKE, "judge": INTAKE,
              "_unexpected": _operations(doc)}
     seen = set()
     for status, code, function in emitted_codes():
@@ -153,8 +161,9 @@ def test_every_code_the_intake_can_emit_is_documented_under_its_status(hub: Any)
             (422, "disclosure_violation"), (503, "overloaded"),
             (401, "unauthorized")} <= seen
     # And the table lists nothing the intake cannot send.
-    intake = {(s, c) for s, c, f in emitted_codes() if f in ("_read_body", "_process",
-                                                              "intake", "_unexpected")}
+    intake = {(s, c) for s, c, f in emitted_codes()
+              if f in ("_read_body", "_process", "open_document", "judge", "intake",
+                       "_unexpected")}
     assert intake == {(s, c) for s, codes in INTAKE_ERRORS.items() for c in codes}
 
 
