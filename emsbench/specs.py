@@ -3,8 +3,9 @@
 A spec is one YAML file in ``indicator_specs/`` named after its id. Validation runs in two
 stages, as MetricFlow does: the schema stage (pydantic) reports every structural problem of
 every file; only files that pass it go to the semantic stage (id matches file name, the
-fields a type needs, strata are model columns, SQL expressions are single expressions that
-run on the common model, test cases use known columns and strata). All problems are
+fields a type needs, strata are code-set columns of the model, every SQL expression is in
+the closed spec language of ``emsbench.spec_language`` and runs on the common model, test
+cases use known columns and strata). All problems are
 collected and raised together in one ``SpecError``.
 """
 
@@ -22,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from emsbench import model
+from emsbench.spec_language import expression_problems
 
 ID_PATTERN = r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$"
 
@@ -150,11 +152,6 @@ def statement_count(sql: str) -> int:
         return 1
 
 
-def _single_expression(expr: str) -> bool:
-    # Both forms: a ';' can hide inside parentheses or close them, depending on the text.
-    return statement_count(f"SELECT {expr}") == 1 == statement_count(f"SELECT ({expr})")
-
-
 def _semantic_stage(path: Path, spec: IndicatorSpec, con: duckdb.DuckDBPyConnection) -> list[str]:
     p: list[str] = []
     where = path.name
@@ -182,8 +179,11 @@ def _semantic_stage(path: Path, spec: IndicatorSpec, con: duckdb.DuckDBPyConnect
     if len(set(spec.strata)) != len(spec.strata):
         p.append(f"{where}: strata repeat a column")
     for name, expr in spec.expressions().items():
-        if not _single_expression(expr):
-            p.append(f"{where}: {name} must be one SQL expression, not several statements")
+        refused = expression_problems(expr)
+        if refused:
+            shown = " ".join(expr.split())
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
+            p += [f"{where}: {name} `{shown}`: {problem}" for problem in refused]
             continue
         try:
             con.execute(f"SELECT ({expr}) FROM missions LIMIT 0").fetchall()

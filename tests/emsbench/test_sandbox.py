@@ -56,3 +56,22 @@ def test_spec_validation_refuses_smuggled_statements(tmp_path: Path, numerator: 
     with pytest.raises(SpecError, match="one SQL expression"):
         load_specs(tmp_path)
     assert not Path("/tmp/emsbench-leak.csv").exists()
+
+
+def test_a_query_past_the_time_limit_is_stopped() -> None:
+    import time
+
+    con = open_sandbox()
+    started = time.monotonic()
+    with pytest.raises(SandboxError, match="stopped after 0.5 s"):
+        query(con, "SELECT count(*) FROM range(10000000000) a", "probe", timeout=0.5)
+    assert time.monotonic() - started < 10
+    assert query(con, "SELECT 1", "probe") == [(1,)]  # the connection is still usable
+
+
+def test_the_memory_limit_is_set_and_locked() -> None:
+    con = open_sandbox(memory_limit="256MB")
+    [(limit,)] = query(con, "SELECT current_setting('memory_limit')", "probe")
+    assert str(limit).replace(" ", "") in {"256.0MiB", "244.1MiB", "256MB", "244MiB"}, limit
+    with pytest.raises(SandboxError):
+        query(con, "SET memory_limit = '64GB'", "probe")

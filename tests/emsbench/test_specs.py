@@ -34,7 +34,7 @@ def test_every_problem_in_every_file_is_reported_together(tmp_path: Path) -> Non
     # semantic stage: all problems of Two.yaml
     assert "id 'TWO' must equal the file name 'Two'" in text
     assert "stratum 'no_such_column' is not a column" in text
-    assert "numerator does not run on the common model" in text
+    assert "numerator `no_such_column > 1`: 'no_such_column' is not a column" in text
     assert "a share spec takes no 'bins'" in text
     assert "expected stratum keys" in text  # the test case no longer matches the strata
     assert "THREE" not in text
