@@ -122,14 +122,8 @@ def sign(payload: bytes, key: KeyPair, payload_type: str = PAYLOAD_TYPE) -> dict
     }
 
 
-def verify(envelope: Any, trusted: dict[str, Ed25519PublicKey],
-           payload_type: str = PAYLOAD_TYPE) -> tuple[bytes, str]:
-    """Verify an envelope against trusted keys (keyid → key).
-
-    Returns the payload bytes and the id of the key that verified. Raises SignatureError
-    with a reason when the envelope is malformed, unsigned, signed by an unknown key or
-    does not verify.
-    """
+def _open(envelope: Any, payload_type: str) -> tuple[bytes, list[Any]]:
+    """The payload bytes and the signature entries of a well-formed envelope."""
     if not isinstance(envelope, dict):
         raise SignatureError("the envelope must be a JSON object")
     if envelope.get("payloadType") != payload_type:
@@ -141,11 +135,20 @@ def verify(envelope: Any, trusted: dict[str, Ed25519PublicKey],
     sigs = envelope.get("signatures")
     if not isinstance(sigs, list) or not sigs:
         raise SignatureError("the envelope carries no signature", code="unsigned")
+    return payload, sigs
+
+
+def _verified(sigs: list[Any], trusted: dict[str, Ed25519PublicKey], payload_type: str,
+              payload: bytes) -> tuple[list[str], bool]:
+    """Ids of the trusted keys whose signatures verify, in order (repeats kept), and
+    whether any signature was by a trusted key at all."""
+    good: list[str] = []
     known = False
     for entry in sigs:
         if not isinstance(entry, dict):
             continue
-        key = trusted.get(str(entry.get("keyid", "")))
+        kid = str(entry.get("keyid", ""))
+        key = trusted.get(kid)
         if key is None:
             continue
         known = True
@@ -154,12 +157,46 @@ def verify(envelope: Any, trusted: dict[str, Ed25519PublicKey],
                        pae(payload_type, payload))
         except (InvalidSignature, TypeError, ValueError):  # TypeError: sig not a string
             continue
-        return payload, str(entry["keyid"])
+        good.append(kid)
+    return good, known
+
+
+def verify(envelope: Any, trusted: dict[str, Ed25519PublicKey],
+           payload_type: str = PAYLOAD_TYPE) -> tuple[bytes, str]:
+    """Verify an envelope against trusted keys (keyid → key).
+
+    Returns the payload bytes and the id of the first key that verified. Raises
+    SignatureError with a reason when the envelope is malformed, unsigned, signed by an
+    unknown key or does not verify.
+    """
+    payload, sigs = _open(envelope, payload_type)
+    good, known = _verified(sigs, trusted, payload_type, payload)
+    if good:
+        return payload, good[0]
     if not known:
         raise SignatureError("no signature is by a key in the trust registry",
                              code="untrusted_key")
     raise SignatureError("the signature does not verify: the payload or signature was altered",
                          code="bad_signature")
+
+
+def add_signature(envelope: dict[str, Any], key: KeyPair,
+                  payload_type: str = PAYLOAD_TYPE) -> dict[str, Any]:
+    """A copy of ``envelope`` with one more signature over the same payload (DSSE allows
+    several signatures; a release is signed by several approvers)."""
+    payload, sigs = _open(envelope, payload_type)
+    sig = key.private_key.sign(pae(payload_type, payload))
+    others = [s for s in sigs if not (isinstance(s, dict) and s.get("keyid") == key.keyid)]
+    return {**envelope, "signatures": [*others, {"keyid": key.keyid,
+                                                 "sig": base64.b64encode(sig).decode("ascii")}]}
+
+
+def verify_all(envelope: Any, trusted: dict[str, Ed25519PublicKey],
+               payload_type: str = PAYLOAD_TYPE) -> tuple[bytes, set[str]]:
+    """The payload and the distinct trusted keys whose signatures verify (a key counts
+    once however often it signed; possibly none)."""
+    payload, sigs = _open(envelope, payload_type)
+    return payload, set(_verified(sigs, trusted, payload_type, payload)[0])
 
 
 def envelope_bytes(envelope: dict[str, Any]) -> bytes:

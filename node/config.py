@@ -22,7 +22,8 @@ from pydantic import (
 from emsbench.conformance import SMALLEST_THRESHOLD
 from emsbench.files import toml_string
 
-PATH_KEYS = ("data", "key", "outbox", "specs", "hub_key", "audit_log", "workdir")
+PATH_KEYS = ("data", "key", "outbox", "specs", "hub_key", "audit_log", "workdir", "release",
+             "approvers")
 DEFAULT_AUDIT_LOG = Path("audit.jsonl")
 DEFAULT_WORKDIR = Path("work")
 
@@ -41,6 +42,10 @@ class NodeConfig(BaseModel):
     disclosure_threshold: int = Field(5, ge=SMALLEST_THRESHOLD,
                                       description="Counts 1..threshold-1 never leave")
     specs: Path | None = Field(None, description="Spec folder; default the packaged specs")
+    release: Path | None = Field(None, description="The signed catalogue release (DSSE "
+                                 "envelope) the specs must match; needs 'approvers'")
+    approvers: Path | None = Field(None, description="The approvers file: their keys and how "
+                                   "many must sign a release")
     threads: int = Field(0, ge=0, description="DuckDB threads; 0 = all cores")
     audit_log: Path = Field(DEFAULT_AUDIT_LOG, description="The node's hash-chained log")
     workdir: Path = Field(DEFAULT_WORKDIR, description="Scratch folder for the working "
@@ -52,6 +57,13 @@ class NodeConfig(BaseModel):
         if v and not v.startswith(("http://", "https://")):
             raise ValueError("hub_url must start with http:// or https://")
         return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _release_with_approvers(self) -> NodeConfig:
+        if (self.release is None) != (self.approvers is None):
+            raise ValueError("release and approvers go together: the release is checked "
+                             "against the approvers' keys and threshold")
+        return self
 
     @model_validator(mode="after")
     def _hub_key_with_url(self) -> NodeConfig:

@@ -30,6 +30,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.settings import temporary_settings
 
+from emsbench.release import check_release
 from emsbench.specs import IndicatorSpec, load_specs
 from emsbench.wire import IndicatorResult, Receipt, Submission
 from node import submission as sub
@@ -63,7 +64,15 @@ def load_config_task(path: Path) -> NodeConfig:
 
 @task(name="load-specs", cache_policy=NO_CACHE, persist_result=False)
 def load_specs_task(cfg: NodeConfig) -> list[IndicatorSpec]:
-    return load_specs(cfg.specs)
+    specs = load_specs(cfg.specs)
+    if cfg.release is None or cfg.approvers is None:
+        get_run_logger().warning("no signed catalogue release configured (release, "
+                                 "approvers): running the specs as they are on disk")
+        return specs
+    release, names = check_release(specs, cfg.release, cfg.approvers)
+    get_run_logger().info("catalogue release %s, approved by %s", release.name,
+                          ", ".join(names))
+    return specs
 
 
 @task(name="read-and-validate", cache_policy=NO_CACHE, persist_result=False)
