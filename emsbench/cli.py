@@ -1,4 +1,4 @@
-"""The ``emsbench`` command: sub-commands for synthetic data, node, hub and the demo.
+"""The ``emsbench`` command: sub-commands for synthetic data, node, hub, the demo and specs.
 
 Each area registers its own sub-parser (``register(subparsers)``) and imports its heavy
 modules only when its command runs, so ``emsbench --help`` stays fast.
@@ -18,6 +18,7 @@ class CommandError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     from emsbench.demo_cli import register as register_demo
+    from emsbench.specs_cli import register as register_specs
     from hub.cli import register as register_hub
     from node.cli import register as register_node
     from node.synth.cli import register as register_synth
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_node(sub)
     register_hub(sub)
     register_demo(sub)
+    register_specs(sub)
     return parser
 
 

@@ -6,14 +6,19 @@ every file; only files that pass it go to the semantic stage (id matches file na
 fields a type needs, strata are code-set columns of the model, every SQL expression is in
 the closed spec language of ``emsbench.spec_language`` and runs on the common model, test
 cases use known columns and strata). All problems are
-collected and raised together in one ``SpecError``.
+collected and raised together in one ``SpecError``; each is also a ``Problem`` with the
+file and the YAML line it is on (``YamlLines``), and a misspelt column or field gets a
+"did you mean" from the model (``did_you_mean``). ``emsbench specs validate`` prints them.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -28,13 +33,120 @@ from emsbench.spec_language import expression_problems
 ID_PATTERN = r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$"
 
 
-class SpecError(ValueError):
-    """One or more specs are invalid; ``problems`` lists every one."""
+Loc = tuple[str | int, ...]
 
-    def __init__(self, problems: list[str]):
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem of one spec file, with the (1-based) line it is on when known."""
+
+    file: str
+    line: int | None
+    message: str
+    path: Path | None = None
+
+    def __str__(self) -> str:
+        """``FILE:LINE: message``, as compilers and editors write it."""
+        return (f"{self.file}:{self.line}: {self.message}" if self.line
+                else f"{self.file}: {self.message}" if self.file else self.message)
+
+    @property
+    def text(self) -> str:
+        """``FILE: message`` (no line), the form of ``SpecError.problems``."""
+        return f"{self.file}: {self.message}" if self.file else self.message
+
+
+class SpecError(ValueError):
+    """One or more specs are invalid; ``problems`` lists every one.
+
+    ``located`` holds the same problems with file and line (``Problem``; ``str`` gives
+    ``FILE:LINE: message``), for ``emsbench specs validate``.
+    """
+
+    def __init__(self, problems: list[str], located: Sequence[Problem] | None = None):
         self.problems = problems
+        self.located = list(located) if located is not None else [
+            Problem("", None, p) for p in problems]
         super().__init__(f"{len(problems)} problem(s) in indicator specs:\n  - "
                          + "\n  - ".join(problems))
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` for the closest of ``choices`` to a misspelt ``name``, or
+    nothing when none is close."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def loc_text(loc: Iterable[str | int]) -> str:
+    """A location in a spec as its author reads it: ``tests[0].rows[2].patient_age``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class YamlLines:
+    """Line numbers (1-based) of the keys and list items of one YAML document.
+
+    ``line(("tests", 0, "rows", 2, "patient_age"))`` is the line of that key; a location
+    that does not exist (a missing field) gives the line of the deepest part that does.
+    """
+
+    def __init__(self, text: str):
+        self.lines = text.splitlines()
+        try:
+            self.root: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            self.root = None
+
+    def _walk(self, loc: Iterable[str | int]) -> tuple[yaml.Node | None, int, bool]:
+        node = self.root
+        if node is None:
+            return None, 1, False
+        line = node.start_mark.line + 1
+        for part in loc:
+            child: yaml.Node | None = None
+            if isinstance(node, yaml.MappingNode):
+                for key, value in node.value:
+                    if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                        line, child = key.start_mark.line + 1, value
+                        break
+            elif (isinstance(node, yaml.SequenceNode) and isinstance(part, int)
+                  and 0 <= part < len(node.value)):
+                child = node.value[part]
+                line = child.start_mark.line + 1
+            if child is None:
+                return node, line, False
+            node = child
+        return node, line, True
+
+    def line(self, loc: Iterable[str | int], needle: str | None = None) -> int:
+        """The line of ``loc``; with ``needle``, the first line of a multi-line value that
+        holds it as a word (e.g. a misspelt column inside a folded SQL expression)."""
+        node, line, found = self._walk(loc)
+        if found and needle and isinstance(node, yaml.ScalarNode):
+            word = re.compile(rf"(?<!\w){re.escape(needle)}(?!\w)", re.IGNORECASE)
+            first, last = node.start_mark.line, node.end_mark.line
+            for i in range(first, min(last, len(self.lines) - 1) + 1):
+                text = self.lines[i][node.start_mark.column:] if i == first else self.lines[i]
+                if word.search(text):
+                    return i + 1
+        return line
+
+
+def _needle(message: str) -> str | None:
+    """What to look for in an expression to find the line a language problem is on."""
+    for pattern in (r"^'([^']+)' is", r"the function (\w+)\(\)", r"cast to (\w+)"):
+        m = re.search(pattern, message)
+        if m:
+            return m.group(1).split(".")[-1]
+    return "select" if message.startswith("a subquery") else None
+
+
+def _column_hint(message: str) -> str:
+    m = re.match(r"^'([^']+)' is not a column of the common model", message)
+    return did_you_mean(m.group(1).split(".")[-1], model.columns()) if m else ""
 
 
 class _Strict(BaseModel):
@@ -129,18 +241,44 @@ def default_spec_dir() -> Path:
     return Path(indicator_specs.__file__).parent
 
 
-def _schema_stage(path: Path) -> tuple[IndicatorSpec | None, list[str]]:
+def _fields_at(loc: Loc) -> list[str]:
+    """The field names the schema allows at a location (for did-you-mean hints)."""
+    parts = [p for p in loc if isinstance(p, str)]
+    cls: type[BaseModel] = IndicatorSpec
+    if parts[:1] == ["bins"]:
+        cls = Bins
+    elif parts[:2] == ["tests", "expect"]:
+        cls = ExpectedCell
+    elif parts[:1] == ["tests"]:
+        cls = SpecTestCase
+    return list(cls.model_fields)
+
+
+def _schema_stage(path: Path, text: str) -> tuple[IndicatorSpec | None, list[Problem]]:
+    where = path.name
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        return None, [f"{path.name}: cannot read YAML: {exc}"]
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        what = " ".join(str(x) for x in (getattr(exc, "context", None),
+                                         getattr(exc, "problem", None)) if x) or str(exc)
+        return None, [Problem(where, mark.line + 1 if mark else 1,
+                              f"cannot read YAML: {what}", path)]
     if not isinstance(data, dict):
-        return None, [f"{path.name}: the file must hold a mapping"]
+        return None, [Problem(where, 1, "the file must hold a mapping", path)]
+    lines = YamlLines(text)
     try:
         return IndicatorSpec.model_validate(data), []
     except ValidationError as exc:
-        return None, [f"{path.name}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                      for e in exc.errors()]
+        out = []
+        for e in exc.errors():
+            loc = tuple(e["loc"])
+            hint = ""
+            if e["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+                hint = did_you_mean(loc[-1], _fields_at(loc[:-1]))
+            out.append(Problem(where, lines.line(loc), f"{loc_text(loc)}: {e['msg']}{hint}",
+                               path))
+        return None, out
 
 
 def statement_count(sql: str) -> int:
@@ -152,89 +290,119 @@ def statement_count(sql: str) -> int:
         return 1
 
 
-def _semantic_stage(path: Path, spec: IndicatorSpec, con: duckdb.DuckDBPyConnection) -> list[str]:
-    p: list[str] = []
+def _semantic_stage(path: Path, spec: IndicatorSpec, con: duckdb.DuckDBPyConnection,
+                    at: YamlLines) -> list[Problem]:
     where = path.name
+    p: list[Problem] = []
+
+    def add(loc: Loc, message: str, needle: str | None = None) -> None:
+        p.append(Problem(where, at.line(loc, needle), message, path))
+
     if path.stem != spec.id:
-        p.append(f"{where}: id {spec.id!r} must equal the file name {path.stem!r}")
+        add(("id",), f"id {spec.id!r} must equal the file name {path.stem!r}")
     if spec.type == "share":
         if spec.numerator is None:
-            p.append(f"{where}: a share spec needs 'numerator'")
+            add(("type",), "a share spec needs 'numerator'")
         for extra in ("measure", "bins", "quantile"):
             if getattr(spec, extra) is not None:
-                p.append(f"{where}: a share spec takes no {extra!r}")
+                add((extra,), f"a share spec takes no {extra!r}")
     else:
         for need in ("measure", "bins", "quantile"):
             if getattr(spec, need) is None:
-                p.append(f"{where}: a distribution spec needs {need!r}")
+                add(("type",), f"a distribution spec needs {need!r}")
         if spec.numerator is not None:
-            p.append(f"{where}: a distribution spec takes no 'numerator'")
+            add(("numerator",), "a distribution spec takes no 'numerator'")
     columns = set(model.columns())
-    for s in spec.strata:
+    for i, s in enumerate(spec.strata):
         if s not in columns:
-            p.append(f"{where}: stratum {s!r} is not a column of the common model")
+            add(("strata", i), f"stratum {s!r} is not a column of the common model"
+                + did_you_mean(s, model.ENUMS))
         elif s not in model.ENUMS:
-            p.append(f"{where}: stratum {s!r} has no closed code set; strata must come "
-                     f"from code-set columns ({', '.join(sorted(model.ENUMS))})")
+            add(("strata", i), f"stratum {s!r} has no closed code set; strata must come "
+                f"from code-set columns ({', '.join(sorted(model.ENUMS))})")
     if len(set(spec.strata)) != len(spec.strata):
-        p.append(f"{where}: strata repeat a column")
+        add(("strata",), "strata repeat a column")
     for name, expr in spec.expressions().items():
         refused = expression_problems(expr)
         if refused:
             shown = " ".join(expr.split())
             shown = shown if len(shown) <= 80 else shown[:77] + "..."
-            p += [f"{where}: {name} `{shown}`: {problem}" for problem in refused]
+            for problem in refused:
+                add((name,), f"{name} `{shown}`: {problem}{_column_hint(problem)}",
+                    _needle(problem))
             continue
         try:
             con.execute(f"SELECT ({expr}) FROM missions LIMIT 0").fetchall()
         except duckdb.PermissionException as exc:
             first = str(exc).splitlines()[0]
-            p.append(f"{where}: {name} is refused by the sandbox (spec SQL may not touch "
-                     f"files, network or extensions): {first}")
+            add((name,), f"{name} is refused by the sandbox (spec SQL may not touch "
+                f"files, network or extensions): {first}")
         except duckdb.Error as exc:
             first = str(exc).splitlines()[0]
-            p.append(f"{where}: {name} does not run on the common model: {first}")
-    for case in spec.tests:
+            add((name,), f"{name} does not run on the common model: {first}")
+    for c, case in enumerate(spec.tests):
         for i, row in enumerate(case.rows):
-            unknown = sorted(set(row) - columns)
-            if unknown:
-                p.append(f"{where}: test {case.name!r} row {i}: unknown columns {unknown}")
-        for cell in case.expect:
+            for col in sorted(set(row) - columns):
+                add(("tests", c, "rows", i, col),
+                    f"tests[{c}].rows[{i}]: unknown column {col!r}" + did_you_mean(col, columns))
+        for k, cell in enumerate(case.expect):
             if set(cell.stratum) != set(spec.strata):
-                p.append(f"{where}: test {case.name!r}: expected stratum keys "
-                         f"{sorted(cell.stratum)} differ from strata {spec.strata}")
+                hints = "".join(did_you_mean(key, spec.strata)
+                                for key in sorted(set(cell.stratum) - set(spec.strata)))
+                add(("tests", c, "expect", k, "stratum"),
+                    f"tests[{c}].expect[{k}]: expected stratum keys {sorted(cell.stratum)} "
+                    f"differ from strata {spec.strata}{hints}")
             if spec.type == "share" and (cell.numerator is None or cell.denominator is None):
-                p.append(f"{where}: test {case.name!r}: a share expectation needs "
-                         "numerator and denominator")
+                add(("tests", c, "expect", k),
+                    f"tests[{c}].expect[{k}]: a share expectation needs numerator and "
+                    "denominator")
             if spec.type == "distribution" and cell.bins is None:
-                p.append(f"{where}: test {case.name!r}: a distribution expectation needs bins")
+                add(("tests", c, "expect", k),
+                    f"tests[{c}].expect[{k}]: a distribution expectation needs bins")
     return p
+
+
+def check_files(paths: Iterable[Path]
+                ) -> tuple[list[tuple[Path, IndicatorSpec, YamlLines]], list[Problem]]:
+    """Both validation stages over ``paths`` without raising: the specs that passed the
+    schema stage (with their line maps) and every problem, with file and line."""
+    from emsbench.sandbox import open_sandbox  # local: sandbox imports model only
+
+    problems: list[Problem] = []
+    loaded: list[tuple[Path, IndicatorSpec, YamlLines]] = []
+    for path in sorted(paths):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(path.name, None, f"cannot read YAML: {exc}", path))
+            continue
+        spec, errs = _schema_stage(path, text)
+        problems += errs
+        if spec is not None:
+            loaded.append((path, spec, YamlLines(text)))
+    con = open_sandbox()
+    try:
+        for path, spec, lines in loaded:
+            problems += _semantic_stage(path, spec, con, lines)
+    finally:
+        con.close()
+    first: dict[str, Path] = {}
+    for path, spec, lines in loaded:
+        if spec.id in first:
+            problems.append(Problem(path.name, lines.line(("id",)),
+                                    f"spec id {spec.id!r} is defined more than once "
+                                    f"(also in {first[spec.id].name})", path))
+        else:
+            first[spec.id] = path
+    return loaded, problems
 
 
 def validate_files(paths: Iterable[Path]) -> list[IndicatorSpec]:
     """Load and validate spec files; raise SpecError listing every problem found."""
-    from emsbench.sandbox import open_sandbox  # local: sandbox imports model only
-
-    paths = sorted(paths)
-    problems: list[str] = []
-    loaded: list[tuple[Path, IndicatorSpec]] = []
-    for path in paths:
-        spec, errs = _schema_stage(path)
-        problems += errs
-        if spec is not None:
-            loaded.append((path, spec))
-    con = open_sandbox()
-    try:
-        for path, spec in loaded:
-            problems += _semantic_stage(path, spec, con)
-    finally:
-        con.close()
-    ids = [s.id for _, s in loaded]
-    for dup in sorted({i for i in ids if ids.count(i) > 1}):
-        problems.append(f"spec id {dup!r} is defined more than once")
+    loaded, problems = check_files(paths)
     if problems:
-        raise SpecError(problems)
-    return [s for _, s in loaded]
+        raise SpecError([p.text for p in problems], problems)
+    return [s for _, s, _ in loaded]
 
 
 def load_specs(spec_dir: Path | None = None, only: Iterable[str] | None = None

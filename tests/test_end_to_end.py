@@ -191,8 +191,9 @@ def test_merged_nordic_figures_equal_the_pooled_computation(federation: Federati
     figures = _figures(federation)
     nordic = [federation.data[c] for c in COUNTRIES if c in NORDIC_COUNTRIES]
     exact, cells = _check_group(figures, NORDIC, _pooled_results(nordic, tmp_path))
-    assert cells >= 6 + 2 * 5  # six indicators; response times in at least 5 strata
-    assert exact >= cells - 3  # only a few strata hold a withheld country cell
+    assert cells >= len(load_specs()) + 2 * 5  # every indicator; response times by stratum
+    # Inexact only where a country withheld a cell (Iceland's small arrest counts at k = 3).
+    assert exact >= 0.85 * cells
 
 
 def test_every_released_count_equals_its_raw_count(federation: Federation,

@@ -87,3 +87,75 @@ def test_catalogue_hash_follows_every_spec_definition(tmp_path: Path) -> None:
     _write(tmp_path, "BCPR.yaml", _good() | {"numerator": "coalesce(ca_bystander_aed, false)"})
     changed = [s for s in specs if s.id != "BCPR"] + load_specs(tmp_path)
     assert catalogue_sha256(changed) != catalogue_sha256(specs)
+
+
+def test_problems_carry_the_file_and_line_and_suggest_columns(tmp_path: Path) -> None:
+    import re
+
+    text = (default_spec_dir() / "BCPR.yaml").read_text(encoding="utf-8")
+    text = text.replace("AND coalesce(ca_resus_attempted, false)",
+                        "AND coalesce(ca_resus_attemted, false)")
+    text = text.replace("ca_witnessed_by: family, ca_bystander_cpr: true}",
+                        "ca_witnessed_by: family, ca_bystandr_cpr: true}")
+    (tmp_path / "BCPR.yaml").write_text(text, encoding="utf-8")
+    lines = text.splitlines()
+
+    def line_of(needle: str) -> int:
+        return next(i + 1 for i, line in enumerate(lines) if needle in line)
+
+    with pytest.raises(SpecError) as info:
+        load_specs(tmp_path)
+    located = {p.line: p for p in info.value.located}
+    expr = located[line_of("ca_resus_attemted")]
+    assert expr.file == "BCPR.yaml" and expr.path == tmp_path / "BCPR.yaml"
+    assert expr.message.endswith("did you mean 'ca_resus_attempted'?")
+    row = located[line_of("ca_bystandr_cpr")]
+    assert re.fullmatch(rf"BCPR\.yaml:{line_of('ca_bystandr_cpr')}: tests\[0\]\.rows\[\d+\]: "
+                        r"unknown column 'ca_bystandr_cpr'; did you mean 'ca_bystander_cpr'\?",
+                        str(row)), str(row)
+    # ``problems`` (and the exception's text) keep the form without a line
+    assert info.value.problems == [p.text for p in info.value.located]
+    assert all(p.startswith("BCPR.yaml: ") for p in info.value.problems)
+    assert f"BCPR.yaml:{line_of('ca_resus_attemted')}: population" in str(expr)
+
+
+def test_schema_problems_have_lines_too(tmp_path: Path) -> None:
+    text = (default_spec_dir() / "BCPR.yaml").read_text(encoding="utf-8")
+    text = text.replace("unit: percent", "unit: percnt").replace("strata:", "strat:")
+    (tmp_path / "BCPR.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        load_specs(tmp_path)
+    shown = sorted(str(p) for p in info.value.located)
+    lines = text.splitlines()
+    unit = lines.index("unit: percnt") + 1
+    strat = next(i + 1 for i, line in enumerate(lines) if line.startswith("strat:"))
+    assert shown == sorted([
+        f"BCPR.yaml:{unit}: unit: Input should be 'percent', 'minutes' or 'per_100k'",
+        f"BCPR.yaml:{strat}: strat: Extra inputs are not permitted; did you mean 'strata'?"])
+
+
+def test_yaml_lines_find_keys_items_and_words() -> None:
+    from emsbench.specs import YamlLines, did_you_mean, loc_text
+
+    text = ("id: X\n"                        # 1
+            "population: >-\n"               # 2
+            "  a = 1\n"                      # 3
+            "  AND b_col = 2\n"              # 4
+            "tests:\n"                       # 5
+            "  - name: t\n"                  # 6
+            "    rows:\n"                    # 7
+            "      - {a: 1}\n"               # 8
+            "      - a: 2\n"                 # 9
+            "        b: 3\n")                # 10
+    at = YamlLines(text)
+    assert at.line(("id",)) == 1
+    assert at.line(("population",), needle="b_col") == 4
+    assert at.line(("population",), needle="nowhere") == 2
+    assert at.line(("tests", 0, "rows", 0, "a")) == 8
+    assert at.line(("tests", 0, "rows", 1, "b")) == 10
+    assert at.line(("tests", 0, "expect")) == 6  # missing: the deepest part that exists
+    assert at.line(("tests", 5)) == 5
+    assert YamlLines("a: [").line(("a",)) == 1  # unparseable: the first line
+    assert loc_text(("tests", 0, "rows", 2, "patient_age")) == "tests[0].rows[2].patient_age"
+    assert did_you_mean("urbanicty", ["urbanicity", "region"]) == "; did you mean 'urbanicity'?"
+    assert did_you_mean("zzz", ["urbanicity"]) == ""

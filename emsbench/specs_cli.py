@@ -1,0 +1,562 @@
+"""``emsbench specs``: tools for the working groups who write indicator specs.
+
+* ``new ID``: write ``ID.yaml`` from a commented template that validates and passes its
+  test as written (a runnable example to edit);
+* ``validate [PATH ...]``: both validation stages over every file, then the authoring
+  checks below; every problem of every file in one run, as ``FILE:LINE: message``;
+* ``test [ID ...]``: run the embedded test cases, with a per-cell diff on failure;
+* ``run ID --data PATH``: compute one spec on local common-model data (no disclosure
+  control: the output stays on this machine);
+* ``docs --out DIR``: the catalogue as static HTML (``emsbench.spec_docs``).
+
+``validate`` checks more than loading a catalogue does (``emsbench.specs``, which node and
+hub use, and which stays the one definition of a valid spec): test-row values must fit
+their column's type and code set and expected strata must be values of their columns
+(otherwise ``specs test`` could not run the case: problems, exit 2); and every value of
+every stratum should appear in some expected cell, and the template's TODOs should be gone
+(warnings: a spec may have a reason, e.g. a value the population excludes; ``--strict``
+makes warnings fail too). The functions here return data; the ``_command`` functions at the
+end only print it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from emsbench.cli import CommandError
+
+if TYPE_CHECKING:
+    from emsbench.specs import IndicatorSpec, Problem, SpecTestCase, YamlLines
+    from emsbench.wire import IndicatorResult
+    from node.ingest import IngestReport
+
+NEMSIS_NOT_YET = "not yet available (see the issue 'The national node on real data')"
+LOCAL_ONLY = ("LOCAL RESULT, NO DISCLOSURE CONTROL: small counts are shown as they are. "
+              "Nothing leaves this machine; do not pass these cells on.")
+
+
+# --- new ----------------------------------------------------------------------------
+
+
+def new_spec(spec_id: str, directory: Path, kind: str = "share") -> Path:
+    """Write ``directory/ID.yaml`` from the commented template of ``kind``."""
+    from emsbench.specs import ID_PATTERN
+
+    if not re.match(ID_PATTERN, spec_id):
+        raise CommandError(f"{spec_id!r} is not a valid indicator id: capital letters and "
+                           "digits, in parts joined by '-' (e.g. RESP-P90)")
+    if kind not in ("share", "distribution"):
+        raise CommandError(f"unknown spec type {kind!r}: share or distribution")
+    path = directory / f"{spec_id}.yaml"
+    if path.exists():
+        raise CommandError(f"{path} exists; edit it, or choose another id")
+    template = resources.files("emsbench") / "templates" / f"spec-{kind}.yaml"
+    text = template.read_text(encoding="utf-8").replace("__ID__", spec_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    with path.open("x", encoding="utf-8") as fh:
+        fh.write(text)
+    return path
+
+
+# --- validate -----------------------------------------------------------------------
+
+
+@dataclass
+class Validation:
+    """What ``validate`` found: the valid specs, problems and warnings, with locations."""
+
+    files: list[Path]
+    specs: list[IndicatorSpec] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    def summary(self, strict: bool = False) -> str:
+        failing = self.problems + (self.warnings if strict else [])
+        warned = "" if strict or not self.warnings else \
+            f" ({_plural(len(self.warnings), 'warning')})"
+        if failing:
+            files = {p.path or p.file for p in failing}
+            return (f"{_plural(len(failing), 'problem')} in {_plural(len(files), 'file')}"
+                    f"{warned}")
+        return f"{_plural(len(self.specs), 'spec')} valid{warned}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def spec_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
+    """The ``*.yaml`` files of the folders and files given, and what is wrong with them."""
+    from emsbench.specs import Problem
+
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.glob("*.yaml"))
+            if not found:
+                problems.append(Problem(str(path), None, "no *.yaml indicator specs here"))
+            files += found
+            problems += [Problem(p.name, None, "not read: spec files end in .yaml", p)
+                         for p in sorted(path.glob("*.yml"))]
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(Problem(str(path), None, "no such file or folder"))
+    return list(dict.fromkeys(f.resolve() for f in files)), problems
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def value_problem(column: str, value: Any) -> str | None:
+    """Why ``value`` cannot be a test row's value of ``column`` (None: it can)."""
+    from emsbench import model
+    from emsbench.specs import did_you_mean
+
+    if value is None:
+        return None
+    kind = model.duckdb_types()[column]
+    if kind == "BOOLEAN" and not isinstance(value, bool):
+        return f"expected true or false, got {_shown(value)}"
+    if kind == "INTEGER" and (isinstance(value, bool) or not isinstance(value, int)):
+        return f"expected integer, got {_shown(value)}"
+    if kind == "TIMESTAMP":
+        if isinstance(value, datetime):
+            return None
+        try:
+            datetime.fromisoformat(value)  # how spec_cases reads a time
+            return None
+        except (TypeError, ValueError):
+            return f'expected a time such as "2025-03-01 10:00:00", got {_shown(value)}'
+    if kind == "VARCHAR" and not isinstance(value, str):
+        return f"expected text (put it in quotes), got {_shown(value)}"
+    codes = model.ENUMS.get(column)
+    if codes is not None and value not in codes:
+        return (f"{_shown(value)} is not in the code set of {column} ({', '.join(codes)})"
+                + did_you_mean(str(value), codes))
+    if column in model.RANGES:
+        lo, hi = model.RANGES[column]
+        if not lo <= value <= hi:
+            return f"{value} is outside {lo}..{hi}"
+    return None
+
+
+def authoring_checks(path: Path, spec: IndicatorSpec, lines: YamlLines
+                     ) -> tuple[list[Problem], list[Problem]]:
+    """Problems and warnings of a spec that passed both validation stages, about its
+    test cases and template text (see the module text)."""
+    from emsbench import model
+    from emsbench.specs import Problem, did_you_mean, loc_text, stratum_values
+
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+
+    def at(target: list[Problem], loc: tuple[str | int, ...], message: str) -> None:
+        target.append(Problem(path.name, lines.line(loc), f"{loc_text(loc)}: {message}",
+                              path))
+
+    columns = set(model.columns())
+    for c, case in enumerate(spec.tests):
+        for r, row in enumerate(case.rows):
+            for column, value in row.items():
+                why = value_problem(column, value) if column in columns else None
+                if why:
+                    at(problems, ("tests", c, "rows", r, column), why)
+        seen: set[tuple[tuple[str, str], ...]] = set()
+        for k, cell in enumerate(case.expect):
+            for column, value in cell.stratum.items():
+                if column in spec.strata and column in model.ENUMS:
+                    allowed = stratum_values(column)
+                    if value not in allowed:
+                        at(problems, ("tests", c, "expect", k, "stratum", column),
+                           f"{value!r} is not a value of {column} ({', '.join(allowed)})"
+                           + did_you_mean(value, allowed))
+            key = tuple(sorted(cell.stratum.items()))
+            if key in seen:
+                at(problems, ("tests", c, "expect", k),
+                   f"a second expected cell for the stratum {dict(key)}")
+            seen.add(key)
+    for i, column in enumerate(spec.strata):
+        if column not in model.ENUMS:
+            continue
+        covered = {cell.stratum.get(column) for case in spec.tests for cell in case.expect}
+        missing = [v for v in stratum_values(column) if v != "unknown" and v not in covered]
+        if missing:
+            at(warnings, ("strata", i),
+               f"no test case expects a cell with {column} = {', '.join(missing)}; add "
+               "rows that produce one")
+    for name in ("title", "description"):
+        if "TODO" in getattr(spec, name):
+            at(warnings, (name,), "still holds the template's TODO")
+    return problems, warnings
+
+
+def validate_paths(paths: list[Path]) -> Validation:
+    """Every problem and warning of the spec files in ``paths`` (folders or files)."""
+    from emsbench.specs import check_files
+
+    files, problems = spec_files(paths)
+    report = Validation(files=files, problems=problems)
+    if not files:
+        return report
+    loaded, found = check_files(files)
+    report.problems += found
+    bad = {p.path for p in found}
+    for path, spec, lines in loaded:
+        if path in bad:
+            continue
+        errs, warns = authoring_checks(path, spec, lines)
+        report.problems += errs
+        report.warnings += warns
+        if not errs:
+            report.specs.append(spec)
+
+    def order(p: Problem) -> tuple[str, int]:
+        return (str(p.path or p.file), p.line or 0)
+
+    report.problems.sort(key=order)
+    report.warnings.sort(key=order)
+    return report
+
+
+def located(problem: Problem, warning: bool = False) -> str:
+    """``FILE:LINE: message`` with FILE relative to the working folder when inside it."""
+    name = problem.file
+    if problem.path is not None:
+        rel = os.path.relpath(problem.path)
+        name = rel if not rel.startswith("..") else str(problem.path)
+    where = f"{name}:{problem.line}" if problem.line else name
+    text = f"warning: {problem.message}" if warning else problem.message
+    return f"{where}: {text}" if where else text
+
+
+# --- test ---------------------------------------------------------------------------
+
+
+def _stratum_label(spec: IndicatorSpec, key: tuple[str, ...]) -> str:
+    return ", ".join(f"{s}={v}" for s, v in zip(spec.strata, key, strict=True)) or "(all)"
+
+
+def _bin_label(spec: IndicatorSpec, index: int) -> str:
+    assert spec.bins is not None
+    b = spec.bins
+    lo = b.start + index * b.width
+    return f"bin {index} [{lo:g}, ∞)" if index >= b.count else \
+        f"bin {index} [{lo:g}, {lo + b.width:g})"
+
+
+def _cell_text(spec: IndicatorSpec, cell: dict[str, Any]) -> str:
+    if spec.type == "share":
+        return f"numerator {cell['numerator']}, denominator {cell['denominator']}"
+    bins = cell["bins"] or {}
+    return "bins " + (", ".join(f"{i}: {n}" for i, n in sorted(bins.items())) or "none")
+
+
+def cell_diff(spec: IndicatorSpec, want: list[dict[str, Any]], got: list[dict[str, Any]]
+              ) -> list[str]:
+    """Readable differences between expected and computed cells, per stratum."""
+
+    def key(c: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(str(c["stratum"].get(s, "")) for s in spec.strata)
+
+    got_by, want_by = {key(c): c for c in got}, {key(c): c for c in want}
+    out: list[str] = []
+    for k in sorted(set(got_by) | set(want_by)):
+        g, w, label = got_by.get(k), want_by.get(k), _stratum_label(spec, k)
+        if g == w:
+            continue
+        if g is None:
+            assert w is not None
+            out.append(f"{label}: expected {_cell_text(spec, w)}; got no cell (no row of "
+                       "the population falls in it)")
+        elif w is None:
+            out.append(f"{label}: expected no cell; got {_cell_text(spec, g)}")
+        elif spec.type == "share":
+            out += [f"{label}: {f} expected {w[f]}, got {g[f]}"
+                    for f in ("numerator", "denominator") if w[f] != g[f]]
+        else:
+            wb, gb = w["bins"] or {}, g["bins"] or {}
+            out += [f"{label}: {_bin_label(spec, i)} expected {wb.get(i, 0)}, got {gb.get(i, 0)}"
+                    for i in sorted(set(wb) | set(gb)) if wb.get(i, 0) != gb.get(i, 0)]
+    return out
+
+
+def case_result(spec: IndicatorSpec, case: SpecTestCase) -> list[str]:
+    """The differences of one test case (empty: it passes); an error is one line."""
+    import duckdb
+    import pyarrow as pa
+
+    from emsbench.engine import cell_summary, compute
+    from emsbench.sandbox import SandboxError, open_sandbox
+    from emsbench.spec_cases import rows_to_table
+
+    try:
+        table = rows_to_table(case.rows)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        return [f"the rows do not fit the common model ({exc}); run 'emsbench specs "
+                "validate' for the row and column"]
+
+    def load(con: duckdb.DuckDBPyConnection) -> None:
+        con.register("_rows", table)
+        con.execute("CREATE TABLE missions AS SELECT * FROM _rows")
+        con.unregister("_rows")
+
+    con = open_sandbox(load)
+    try:
+        got = cell_summary(compute(con, spec))
+    except SandboxError as exc:
+        return [str(exc)]
+    finally:
+        con.close()
+    want = [{"stratum": c.stratum, "numerator": c.numerator, "denominator": c.denominator,
+             "bins": c.bins} for c in case.expect]
+    return cell_diff(spec, want, got)
+
+
+def run_tests(specs: list[IndicatorSpec]
+              ) -> list[tuple[IndicatorSpec, SpecTestCase, list[str]]]:
+    """Every case of every spec with its differences."""
+    return [(s, c, case_result(s, c)) for s in specs for c in s.tests]
+
+
+# --- run ----------------------------------------------------------------------------
+
+
+def data_years(path: Path) -> list[int]:
+    """The years of ``call_received`` in a Parquet or CSV mission file."""
+    import duckdb
+
+    p = str(path).replace("'", "''")
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise CommandError(f"{path}: unsupported input format {suffix!r}; use .parquet or .csv")
+    source = (f"read_parquet('{p}')" if suffix == ".parquet"
+              else f"read_csv('{p}', header = true, all_varchar = true)")
+    con = duckdb.connect(":memory:")
+    try:
+        rows = con.execute(f"SELECT DISTINCT year(TRY_CAST(call_received AS TIMESTAMP)) AS y "
+                           f"FROM {source} WHERE y IS NOT NULL ORDER BY y").fetchall()
+    except duckdb.Error as exc:
+        raise CommandError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+    finally:
+        con.close()
+    return [int(r[0]) for r in rows]  # type: ignore[call-overload]
+
+
+def run_spec(spec: IndicatorSpec, data: Path, year: int
+             ) -> tuple[IngestReport, IndicatorResult]:
+    """Compute ``spec`` on the valid rows of ``data`` for ``year``, in a sandbox, exactly as
+    a node does before disclosure control."""
+    import tempfile
+
+    from emsbench.engine import compute
+    from node.ingest import open_missions
+
+    with tempfile.TemporaryDirectory(prefix="emsbench-specs-run-") as tmp:
+        con, report = open_missions(data, year, Path(tmp))
+        try:
+            return report, compute(con, spec)
+        finally:
+            con.close()
+
+
+def cell_value(spec: IndicatorSpec, cell: Any) -> float | None:
+    """The figure of a cell in the spec's unit (a share scaled, a distribution's quantile
+    read off its bins)."""
+    if spec.type == "share":
+        if not cell.denominator:
+            return None
+        return cell.numerator / cell.denominator * (100_000.0 if spec.unit == "per_100k"
+                                                    else 100.0)
+    from hub.stats import histogram_quantile
+
+    assert spec.bins is not None and spec.quantile is not None
+    counts = [0.0] * spec.bins.n_bins
+    for first, _last, n in cell.bins or []:
+        counts[first] += n
+    if not sum(counts):
+        return None
+    return histogram_quantile(counts, spec.bins.start, spec.bins.width, spec.quantile)
+
+
+def run_lines(spec: IndicatorSpec, data: Path, year: int, report: IngestReport,
+              result: IndicatorResult) -> list[str]:
+    """The text output of ``specs run``."""
+    rejected = report.rows_read - report.rows_accepted
+    reasons = ", ".join(f"{r} {n}" for r, n in report.rejected_by_reason.items())
+    out = [LOCAL_ONLY, "",
+           f"{spec.id} {spec.version}: {spec.title}",
+           f"definition sha256 {spec.sha256}",
+           f"data {data}, year {year}: {report.rows_read} rows read, "
+           f"{report.rows_accepted} accepted, {rejected} rejected"
+           + (f" ({reasons})" if reasons else ""), ""]
+    labels = [", ".join(f"{k}={v}" for k, v in c.stratum.items()) or "(all)"
+              for c in result.cells]
+    width = max([len("stratum"), *map(len, labels)])
+    if spec.type == "share":
+        out.append(f"{'stratum':<{width}}  {'numerator':>10}  {'denominator':>11}  "
+                   f"{spec.unit:>9}")
+        for label, c in zip(labels, result.cells, strict=True):
+            v = cell_value(spec, c)
+            out.append(f"{label:<{width}}  {c.numerator:>10}  {c.denominator:>11}  "
+                       f"{'-' if v is None else f'{v:.1f}':>9}")
+    else:
+        q = f"q{spec.quantile:g} ({spec.unit})"
+        out.append(f"{'stratum':<{width}}  {'n':>8}  {q:>16}")
+        for label, c in zip(labels, result.cells, strict=True):
+            v = cell_value(spec, c)
+            n = sum(r[2] for r in c.bins or [])
+            out.append(f"{label:<{width}}  {n:>8}  {'-' if v is None else f'{v:.1f}':>16}")
+    if not result.cells:
+        out.append("(no row of the data falls in the population)")
+    return out
+
+
+def run_json(spec: IndicatorSpec, data: Path, year: int, report: IngestReport,
+             result: IndicatorResult) -> dict[str, Any]:
+    return {"local_only": True, "disclosure_control": "none", "notice": LOCAL_ONLY,
+            "data": str(data), "year": year, "spec_title": spec.title, "unit": spec.unit,
+            "ingest": asdict(report), "result": result.model_dump(mode="json"),
+            "values": [cell_value(spec, c) for c in result.cells]}
+
+
+# --- commands -----------------------------------------------------------------------
+
+
+def _load(directory: str | None, ids: list[str] | None) -> list[IndicatorSpec]:
+    from emsbench.specs import SpecError, load_specs
+
+    try:
+        return load_specs(Path(directory) if directory else None, only=ids)
+    except SpecError as exc:
+        for p in exc.located:
+            print(located(p), file=sys.stderr)
+        where = f" {directory}" if directory else ""
+        raise CommandError(f"{_plural(len(exc.problems), 'problem')} in the specs; "
+                           f"'emsbench specs validate{where}' shows each with its line") from exc
+
+
+def _new(args: argparse.Namespace) -> int:
+    path = new_spec(args.id, Path(args.dir), args.type)
+    print(f"wrote {path}: edit it, then run\n"
+          f"  emsbench specs validate {path}\n"
+          f"  emsbench specs test {args.id} --dir {args.dir}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from emsbench.specs import default_spec_dir
+
+    paths = [Path(p) for p in args.paths] or [default_spec_dir()]
+    report = validate_paths(paths)
+    for p in report.problems:
+        print(located(p))
+    for p in report.warnings:
+        print(located(p, warning=True))
+    print(report.summary(args.strict))
+    failing = report.problems or (args.strict and report.warnings)
+    return 2 if failing else 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    results = run_tests(_load(args.dir, args.ids or None))
+    failed = 0
+    for spec, case, diff in results:
+        print(f"{'FAIL' if diff else 'ok':<4}  {spec.id}: {case.name}")
+        for line in diff:
+            print(f"      {line}")
+        failed += bool(diff)
+    print(f"{failed} of {_plural(len(results), 'case')} failed" if failed
+          else f"{_plural(len(results), 'case')} passed")
+    return 2 if failed else 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from emsbench.sandbox import SandboxError
+    from node.ingest import InputError
+
+    if args.format == "nemsis":
+        raise CommandError(f"--format nemsis is {NEMSIS_NOT_YET}")
+    [spec] = _load(args.dir, [args.id])
+    data = Path(args.data)
+    if not data.is_file():
+        raise CommandError(f"{data} does not exist")
+    year = args.year
+    if year is None:
+        years = data_years(data)
+        if len(years) != 1:
+            found = ", ".join(map(str, years)) or "none"
+            raise CommandError(f"cannot tell the year of {data} (years in call_received: "
+                               f"{found}); give it with --year")
+        year = years[0]
+    try:
+        report, result = run_spec(spec, data, year)
+    except (InputError, SandboxError) as exc:
+        raise CommandError(str(exc)) from exc
+    if args.json:
+        print(json.dumps(run_json(spec, data, year, report, result), indent=2,
+                         ensure_ascii=False))
+    else:
+        print("\n".join(run_lines(spec, data, year, report, result)))
+    return 0
+
+
+def _docs(args: argparse.Namespace) -> int:
+    from emsbench.spec_docs import write_docs
+
+    pages = write_docs(_load(args.dir, None), Path(args.out))
+    print(f"wrote {_plural(len(pages) - 1, 'indicator page')} and {Path(args.out) / 'index.html'}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("specs", help="write, check, test, run and document indicator specs")
+    ssub = p.add_subparsers(dest="specs_command", required=True, metavar="ACTION")
+    dir_help = "folder of spec files (default: the packaged indicator_specs)"
+
+    new = ssub.add_parser("new", help="write ID.yaml from a commented, runnable template")
+    new.add_argument("id", metavar="ID", help="indicator id, e.g. RESP-P90")
+    new.add_argument("--dir", default="indicator_specs", help="folder to write it in")
+    new.add_argument("--type", choices=("share", "distribution"), default="share")
+    new.set_defaults(func=_new)
+
+    val = ssub.add_parser("validate", help="every problem of every spec file, with its line")
+    val.add_argument("paths", nargs="*", metavar="PATH",
+                     help="spec folders or files (default: the packaged indicator_specs)")
+    val.add_argument("--strict", action="store_true", help="warnings fail too")
+    val.set_defaults(func=_validate)
+
+    test = ssub.add_parser("test", help="run the specs' embedded test cases")
+    test.add_argument("ids", nargs="*", metavar="ID", help="only these specs")
+    test.add_argument("--dir", help=dir_help)
+    test.set_defaults(func=_test)
+
+    run = ssub.add_parser("run", help="compute one spec on local data (nothing is sent)")
+    run.add_argument("id", metavar="ID")
+    run.add_argument("--data", required=True, help="common-model missions, .parquet or .csv")
+    run.add_argument("--year", type=int, help="reporting year (default: the data's one year)")
+    run.add_argument("--json", action="store_true", help="print JSON")
+    run.add_argument("--format", choices=("common", "nemsis"), default="common",
+                     help="input format of --data")
+    run.add_argument("--dir", help=dir_help)
+    run.set_defaults(func=_run)
+
+    docs = ssub.add_parser("docs", help="the catalogue as static HTML pages")
+    docs.add_argument("--out", required=True, help="folder to write the pages in")
+    docs.add_argument("--dir", help=dir_help)
+    docs.set_defaults(func=_docs)
+
+    from emsbench.release_cli import add_commands
+
+    add_commands(ssub, dir_help)
