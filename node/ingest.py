@@ -5,6 +5,11 @@ required value, unparseable value, value outside a code set or range, call outsi
 reporting year), rejected rows are counted by that reason, and only clean, typed rows go
 into table ``missions``. Input is Parquet or CSV; CSV is read as text and cast here, so a
 bad value rejects its row instead of failing the whole file.
+
+The derived columns of the model (``model.DERIVED``: ``age_band``, ``call_month``) are
+computed here from the typed input, in the same pass, and never read from the file (a file
+column of that name is listed as ignored); ``model.COMPLETED`` rules complete an input
+column (``stroke_scale_done`` is true wherever a stroke scale result or type is recorded).
 """
 
 from __future__ import annotations
@@ -72,12 +77,22 @@ def reason_sql(present: set[str], year: int) -> str:
 
 
 def _typed_select(present: set[str]) -> str:
+    """The input columns cast to their model types (absent optional columns all NULL)."""
     types = model.duckdb_types()
     cols = []
-    for col in model.columns():
+    for col in model.input_columns():
         source = col if col in present else "NULL"  # absent optional column: all NULL
         cols.append(f"TRY_CAST({source} AS {types[col]}) AS {col}")
     return ", ".join(cols)
+
+
+def missions_select() -> str:
+    """Every model column in model order, over the typed input columns: derived and
+    completed columns by their rule (``model.DERIVED``, ``model.COMPLETED``)."""
+    types = model.duckdb_types()
+    rules = {**model.DERIVED, **model.COMPLETED}
+    return ", ".join(f"CAST(({rules[col]}) AS {types[col]}) AS {col}" if col in rules else col
+                     for col in model.columns())
 
 
 def open_missions(path: Path, year: int, workdir: Path, threads: int | None = None
@@ -108,16 +123,18 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, year: int) -> IngestRepor
         present_cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
     except duckdb.Error as exc:
         raise InputError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
-    present = set(present_cols) & set(model.columns())
-    missing_required = [c for c in model.columns() if model.is_required(c) and c not in present]
+    present = set(present_cols) & set(model.input_columns())
+    missing_required = [c for c in model.input_columns()
+                        if model.is_required(c) and c not in present]
     if missing_required:
         raise InputError(f"{path} lacks required column(s) {missing_required}; the common "
                          "model is described in docs/information-model.md")
-    # One pass over the file: typed values and the reject reason side by side; the specs
-    # see only the valid rows, through the view ``missions``.
+    # One pass over the file: typed values, derived columns and the reject reason side by
+    # side; the specs see only the valid rows, through the view ``missions``.
     try:
-        con.execute(f"CREATE TABLE checked AS SELECT {_typed_select(present)}, "
-                    f"{reason_sql(present, year)} AS _reject_reason FROM {source}")
+        con.execute(f"CREATE TABLE checked AS SELECT {missions_select()}, _reject_reason "
+                    f"FROM (SELECT {_typed_select(present)}, "
+                    f"{reason_sql(present, year)} AS _reject_reason FROM {source})")
     except duckdb.Error as exc:
         raise InputError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
     counts = con.execute("SELECT _reject_reason, count(*) FROM checked GROUP BY ALL").fetchall()
@@ -128,5 +145,5 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, year: int) -> IngestRepor
     return IngestReport(
         rows_read=accepted + sum(by_reason.values()), rows_accepted=accepted,
         rejected_by_reason=dict(sorted(by_reason.items())),
-        missing_optional_columns=tuple(c for c in model.columns() if c not in present),
-        ignored_columns=tuple(c for c in present_cols if c not in set(model.columns())))
+        missing_optional_columns=tuple(c for c in model.input_columns() if c not in present),
+        ignored_columns=tuple(c for c in present_cols if c not in present))

@@ -2,6 +2,6 @@
 
 ``calibration`` holds the per-country parameters (published figures where they exist,
 marked assumptions where they do not); ``generator.generate`` streams a Parquet file of
-``emsbench.model.arrow_schema()`` chunk by chunk; ``cli`` adds the ``emsbench synth``
+``emsbench.model.input_schema()`` chunk by chunk; ``cli`` adds the ``emsbench synth``
 command. The package itself imports nothing heavy so that ``emsbench --help`` stays fast.
 """

@@ -60,6 +60,8 @@ NO = Country(
             ("Helse Midt-Norge", "Oppdal", "rural", 0.05),
             ("Helse Nord", "Alta", "rural", 0.04),
             ("Helse Nord", "Vågan", "rural", 0.03)),
+    answer_within_10s=0.92,  # >= 90 % nationally (2018-22)
+    stroke_scale_types=(("fast", 0.60), ("nihss", 0.25), ("other", 0.15)),  # assumed
 )
 
 SE = Country(
@@ -82,6 +84,9 @@ SE = Country(
             ("Region Norrbotten", "Jokkmokk", "rural", 0.05),
             ("Region Dalarna", "Malung-Sälen", "rural", 0.07),
             ("Region Kalmar län", "Vimmerby", "rural", 0.05)),
+    answer_within_10s=0.85,  # assumed: no published figure
+    # assumed: RACE and FAST in most regions, A2L/PASS ("other") in the rest
+    stroke_scale_types=(("race", 0.45), ("fast", 0.35), ("other", 0.20)),
 )
 
 DK = Country(
@@ -111,6 +116,9 @@ DK = Country(
             ("Region Midtjylland", "Ringkøbing-Skjern", "rural", 0.07),
             ("Region Syddanmark", "Tønder", "rural", 0.05),
             ("Region Hovedstaden", "Bornholm", "rural", 0.04)),
+    answer_within_10s=0.90,  # assumed: no published figure
+    # assumed: the Danish PreSS ("other") in most regions, FAST elsewhere
+    stroke_scale_types=(("other", 0.55), ("fast", 0.45)),
 )
 
 FI = Country(
@@ -136,6 +144,8 @@ FI = Country(
             ("Kainuun hyvinvointialue", "Suomussalmi", "rural", 0.07),
             ("Etelä-Savon hyvinvointialue", "Pieksämäki", "rural", 0.08),
             ("Pohjois-Karjalan hyvinvointialue", "Lieksa", "rural", 0.07)),
+    answer_within_10s=0.88,  # assumed: no published figure
+    stroke_scale_types=(("other", 0.60), ("fast", 0.40)),  # assumed: FASTER is "other"
 )
 
 # IS: no published OHCA or response figures found; every value here is assumed.
@@ -156,6 +166,8 @@ IS = Country(
             ("Suðurland", "Rangárþing eystra", "rural", 0.12),
             ("Vestfirðir", "Ísafjarðarbær", "rural", 0.08),
             ("Austurland", "Múlaþing", "rural", 0.10)),
+    answer_within_10s=0.92,  # assumed
+    stroke_scale_types=(("fast", 0.80), ("nihss", 0.20)),  # assumed
 )
 
 US = Country(
@@ -199,6 +211,11 @@ US = Country(
             ("Kentucky", "Harlan County", "rural", 0.04),
             ("Minnesota", "Itasca County", "rural", 0.03),
             ("Georgia", "Emanuel County", "rural", 0.03)),
+    # assumed: NENA asks 90 % within 15 s; no published 10-s figure
+    answer_within_10s=0.85,
+    stroke_scale_types=(("cincinnati", 0.45), ("befast", 0.20), ("los_angeles", 0.10),
+                        ("fast_ed", 0.05), ("race", 0.05), ("lams", 0.05), ("van", 0.03),
+                        ("nihss", 0.02), ("other", 0.05)),  # assumed
 )
 
 # Order fixes each country's index in the random seed: append, never reorder.

@@ -9,13 +9,15 @@ fitted inside it, so the RESP indicator reproduces the calibrated median and P90
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
+from statistics import NormalDist
 
 import numpy as np
 
 from node.synth.draw import Bools, Ints, chance, lognormal, lognormal_by, pick, seconds
-from node.synth.params import Country, Lognormal
+from node.synth.params import Z90, Country, Lognormal
 
 LEVELS = ("U1", "U2", "U3")
 URBANICITY = ("urban", "rural")
@@ -36,6 +38,11 @@ _TRANSPORT = (Lognormal(12.0, 25.0), Lognormal(30.0, 70.0))  # urban, rural
 # Share of the response time the steps before departure may take at most: keeps the
 # drive strictly positive when a short response meets slow call handling.
 _MAX_PRE_SHARE = 0.6
+# Ring-to-answer at the medical dispatcher's position: lognormal with this log-spread
+# (assumed), its median set per country so that the calibrated share is answered within
+# 10 s (whole seconds, so below 10.5 s).
+_RING_SIGMA = 0.8
+_WITHIN_10S = 10.5 / 60.0
 
 
 @dataclass(frozen=True)
@@ -122,3 +129,35 @@ def mission_times(rng: np.random.Generator, country: Country, received: Ints, le
     on_scene = ~cancelled
     return Times(received, answered, notified, en_route, arrived, at_patient, left,
                  destination, arrived=on_scene, destination=on_scene & transported)
+
+
+def ring_distribution(share_within_10s: float, p_handled: float | None = None) -> Lognormal:
+    """Ring-to-answer time R (minutes) giving ``share_within_10s`` after the clamp.
+
+    The ring starts at or after ``call_received``, so the recorded ring is
+    min(R, received-to-answered): within 10 s when either is, so
+    P(R within) = 1 - (1 - share) / (1 - P(received-to-answered within)). That last
+    probability, ``p_handled``, defaults to the drawn call handling before it is fitted into
+    short responses; ``ring_start`` passes the block's actual share.
+    """
+    p_answer = NormalDist(_ANSWER.mu, _ANSWER.sigma).cdf(math.log(_WITHIN_10S))
+    if not p_answer < share_within_10s < 1.0:
+        raise ValueError(f"answer_within_10s must be between {p_answer:.3f} (the call "
+                         "handling alone) and 1")
+    if p_handled is not None:
+        p_answer = p_handled
+    # at least a small share of short rings, should the block's call handling already
+    # be as fast as the target
+    p_ring = max(0.05, 1.0 - (1.0 - share_within_10s) / (1.0 - p_answer))
+    median = _WITHIN_10S / math.exp(NormalDist().inv_cdf(p_ring) * _RING_SIGMA)
+    return Lognormal(median, median * math.exp(Z90 * _RING_SIGMA))
+
+
+def ring_start(rng: np.random.Generator, country: Country, t: Times) -> Ints:
+    """Epoch seconds the call starts ringing at the dispatcher: at or after call_received,
+    before call_answered."""
+    handled = t.call_answered - t.call_received
+    p_handled = float(np.mean(handled <= 10)) if len(handled) else 0.0
+    dist = ring_distribution(country.answer_within_10s, min(p_handled, 0.999))
+    ring = seconds(lognormal(rng, dist, len(handled)))
+    return t.call_answered - np.minimum(ring, handled)

@@ -7,9 +7,13 @@ gathered into one Parquet row group. Memory is bounded by one chunk, so the US y
 volume (50 million rows) streams through in constant memory.
 
 The file's schema has the names, order, types and field metadata of
-``emsbench.model.arrow_schema()`` with every field nullable: Parquet refuses nulls in a
-required column, and a few deliberately bad rows (``BAD_ROW_SHARE``) carry a null
-``urgency_level`` or an out-of-range age for the node's validation to reject.
+``emsbench.model.input_schema()`` (every model column except the ones the node derives)
+with every field nullable: Parquet refuses nulls in a required column, and a few
+deliberately bad rows (``BAD_ROW_SHARE``) carry a null ``urgency_level`` or an
+out-of-range age for the node's validation to reject.
+
+The columns added in model v2 are drawn after all v1 columns, so for a given seed the v1
+columns keep exactly the values they had before v2.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from emsbench.crosswalk import codes_for
-from emsbench.model import ENUMS, arrow_schema
+from emsbench.model import ENUMS, input_schema
 from node.synth import clinical as cl
 from node.synth.arrest import arrest_block
 from node.synth.calibration import country_index, get_country
@@ -34,6 +38,7 @@ from node.synth.dispatch import (
     lights_sirens,
     mission_times,
     place,
+    ring_start,
     urgency,
 )
 from node.synth.draw import bools, chance, int32s, pick, strings, timestamps
@@ -46,8 +51,8 @@ SERVICES = ENUMS["service_type"]
 
 
 def file_schema() -> pa.Schema:
-    """``arrow_schema()`` with all fields nullable (see the module docstring)."""
-    model = arrow_schema()
+    """``input_schema()`` with all fields nullable (see the module docstring)."""
+    model = input_schema()
     return pa.schema([f.with_nullable(True) for f in model], metadata=model.metadata)
 
 
@@ -118,17 +123,26 @@ def _block(c: Country, year: int, seed: int, block: int, total: int,
     age, patient_cols = cl.patient(rng, case, has_patient)
     moved = cl.transported(rng, case, SERVICES, service, cancelled, rosc, resus)
     t = mission_times(rng, c, received, level, urban, cl.on_scene(rng, case), cancelled, moved)
-    stemi_cols = cl.stemi_block(rng, c, case, age, t, moved)
-    stroke_cols = cl.stroke_block(rng, c, case, t, moved)
+    stemi_cols, device = cl.stemi_block(rng, c, case, age, t, moved)
+    stroke_cols, scale_done = cl.stroke_block(rng, c, case, t, moved)
 
     u = rng.random(n)
     bad_age = u < BAD_ROW_SHARE / 2
     bad_level = (u >= BAD_ROW_SHARE / 2) & (u < BAD_ROW_SHARE)
 
+    # model v2 columns: drawn after every v1 column, so those keep their values for a seed
+    ring = ring_start(rng, c, t)
+    vitals_cols, swallows = cl.assessment(rng, case, has_patient)
+    v2_cols = {**vitals_cols,
+               **cl.aspirin(rng, case, t, has_patient, moved, swallows),
+               **cl.stroke_scale(rng, c, scale_done),
+               **cl.destination(rng, case, moved, device)}
+
     ids = pc.utf8_lpad(pc.cast(pa.array(np.arange(first, first + n)), pa.string()), 9, "0")
     cols: dict[str, pa.Array] = {
         "mission_id": pc.binary_join_element_wise(f"{c.code}-{year}-", ids, ""),
         "call_received": timestamps(t.call_received),
+        "call_ring_start": timestamps(ring),
         "call_answered": timestamps(t.call_answered),
         "unit_notified": timestamps(t.unit_notified),
         "unit_en_route": timestamps(t.unit_en_route),
@@ -146,6 +160,6 @@ def _block(c: Country, year: int, seed: int, block: int, total: int,
         "cancelled": bools(cancelled),
         "transported": bools(moved),
         "patient_age": int32s(np.where(bad_age, BAD_AGE, age), has_patient | bad_age),
-        **patient_cols, **arrest_cols, **stemi_cols, **stroke_cols,
+        **patient_cols, **arrest_cols, **stemi_cols, **stroke_cols, **v2_cols,
     }
     return pa.RecordBatch.from_arrays([cols[name] for name in schema.names], schema=schema)

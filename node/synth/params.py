@@ -143,6 +143,8 @@ class Country:
     cancelled: float
     service_mix: tuple[tuple[str, float], ...]  # service_type -> share
     places: tuple[tuple[str, str, str, float], ...]  # (region, municipality, urbanicity, weight)
+    answer_within_10s: float  # share of calls answered within 10 s of ringing (v2)
+    stroke_scale_types: tuple[tuple[str, float], ...]  # stroke_scale_type -> share (v2)
 
     @property
     def yearly_missions(self) -> int:

@@ -68,3 +68,59 @@ def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
     other.write_text("x", encoding="utf-8")
     with pytest.raises(InputError, match="unsupported input format"):
         _ingest(other)
+
+
+@pytest.mark.parametrize("name", ["m.parquet", "m.csv"])
+def test_v2_columns_are_validated(write_missions, name) -> None:  # type: ignore[no-untyped-def]
+    rows = [{**GOOD, "gcs_total": 3, "avpu": "unresponsive", "destination_type": "pci_centre",
+             "stroke_scale_result": "positive", "stroke_scale_type": "befast",
+             "med_aspirin_given": True, "med_aspirin_time": "2025-02-01 10:20:00"},
+            {**GOOD, "gcs_total": 16},
+            {**GOOD, "gcs_total": 2},
+            {**GOOD, "avpu": "asleep"},
+            {**GOOD, "destination_type": "pci"},
+            {**GOOD, "stroke_scale_type": "fast_track"}]
+    con, report = _ingest(write_missions(rows, name))
+    assert report.rows_accepted == 1
+    assert report.rejected_by_reason == {
+        "out_of_range:gcs_total": 2, "invalid_code:avpu": 1,
+        "invalid_code:destination_type": 1, "invalid_code:stroke_scale_type": 1}
+    row = con.execute("SELECT gcs_total, avpu, destination_type, stroke_scale_type, "
+                      "med_aspirin_time FROM missions").fetchone()
+    assert row is not None and row[:4] == (3, "unresponsive", "pci_centre", "befast")
+
+
+def test_derived_columns_come_from_their_source_never_from_the_file(tmp_path: Path) -> None:
+    csv = tmp_path / "m.csv"
+    csv.write_text(
+        "mission_id,call_received,urgency_level,service_type,patient_age,age_band,"
+        "stroke_scale_done,stroke_scale_result\n"
+        "a,2025-03-01 10:00:00,U1,emergency,17,80+,false,negative\n"
+        "b,2025-12-31 23:00:00,U1,emergency,80,nonsense,,\n"
+        "c,2025-06-15 08:00:00,U2,emergency,,,false,\n", encoding="utf-8")
+    con, report = _ingest(csv)
+    assert report.rows_accepted == 3 and report.rejected_by_reason == {}
+    assert report.ignored_columns == ("age_band",)  # a derived column is never read
+    assert "call_month" not in report.missing_optional_columns
+    assert "stroke_scale_type" in report.missing_optional_columns
+    rows = con.execute("SELECT mission_id, age_band, call_month, stroke_scale_done "
+                       "FROM missions ORDER BY mission_id").fetchall()
+    # stroke_scale_done is completed: a recorded result means a scale was done
+    assert rows == [("a", "0-17", "03", True), ("b", "80+", "12", None),
+                    ("c", None, "06", False)]
+    columns = [r[0] for r in con.execute("DESCRIBE missions").fetchall()]
+    assert columns == model.columns()
+
+
+def test_synthetic_file_ingests_with_every_column(tmp_path: Path) -> None:
+    from node.synth.generator import generate
+
+    path = tmp_path / "no.parquet"
+    generate("NO", 2025, path, rows=5_000, seed=11)
+    con, report = _ingest(path)
+    assert report.missing_optional_columns == () and report.ignored_columns == ()
+    bands, months, unknown = con.execute(
+        "SELECT count(DISTINCT age_band), count(DISTINCT call_month), "
+        "count(*) FILTER (WHERE age_band IS NULL AND patient_age IS NOT NULL) "
+        "FROM missions").fetchone() or (0, 0, 0)
+    assert (bands, months, unknown) == (5, 12, 0)

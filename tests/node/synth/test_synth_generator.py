@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from emsbench.crosswalk import codes_for
-from emsbench.model import ENUMS, RANGES, arrow_schema
+from emsbench.model import DERIVED, ENUMS, RANGES, input_schema
 from node.synth.calibration import get_country
 from node.synth.generator import BAD_AGE, BAD_ROW_SHARE, BLOCK_ROWS, generate
 
@@ -21,8 +21,9 @@ TIMES = ["call_received", "call_answered", "unit_notified", "unit_en_route", "ar
 
 
 def test_schema_has_model_names_types_and_order(synth_file: Callable[[str], Path]) -> None:
-    model = arrow_schema()
+    model = input_schema()  # every model column but the ones the node derives
     written = pq.read_schema(synth_file("NO"))
+    assert not set(DERIVED) & set(written.names)
     assert written.names == model.names
     assert written.types == model.types
     for name in model.names:  # NEMSIS ids travel with the file
@@ -76,7 +77,7 @@ def test_default_rows_is_yearly_volume_spread_over_the_year(tmp_path: Path) -> N
 
 def test_zero_rows_still_has_the_schema(tmp_path: Path) -> None:
     assert generate("NO", 2025, tmp_path / "empty.parquet", rows=0) == 0
-    assert pq.read_schema(tmp_path / "empty.parquet").names == arrow_schema().names
+    assert pq.read_schema(tmp_path / "empty.parquet").names == input_schema().names
 
 
 def test_unknown_country_is_refused(tmp_path: Path) -> None:
@@ -99,6 +100,11 @@ def test_times_strictly_ordered_and_null_when_not_reached(query: Query, country:
     assert (disorder, cancelled_arrived, untransported_dest, missing) == (0, 0, 0, 0)
     before, = query(country, "SELECT count(*) FROM {m} WHERE call_received >= call_answered")
     assert before == 0
+    ring_outside, ring_missing = query(country, """
+        SELECT count(*) FILTER (WHERE call_ring_start < call_received
+                                OR call_ring_start >= call_answered),
+               count(*) FILTER (WHERE call_ring_start IS NULL) FROM {m}""")
+    assert (ring_outside, ring_missing) == (0, 0)  # a ring start for every call
 
 
 @pytest.mark.parametrize("country", ["NO", "US"])
@@ -108,7 +114,11 @@ def test_codes_come_from_the_model_and_crosswalk(synth_file: Callable[[str], Pat
     xw = {x.native_code: x.common_level for x in codes_for(country, c.urgency_system)}
     df = pl.read_parquet(synth_file(country))
     for col, allowed in ENUMS.items():
-        assert set(df[col].drop_nulls().unique()) <= set(allowed), col
+        if col not in DERIVED:
+            assert set(df[col].drop_nulls().unique()) <= set(allowed), col
+    for col, (lo, hi) in RANGES.items():
+        if col != "patient_age":  # which has deliberately bad rows (below)
+            assert df[col].drop_nulls().is_between(lo, hi).all(), col
     pairs = df.filter(pl.col("urgency_level").is_not_null()).select(
         "urgency_native", "urgency_level").unique().rows()
     assert {n: lv for n, lv in pairs} == xw
