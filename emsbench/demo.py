@@ -74,12 +74,41 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
             proc.wait()
 
 
+def approve_catalogue(directory: Path, name: str = "demo") -> tuple[Path, Path]:
+    """The packaged catalogue as a release signed by two of three demo approvers, as a
+    working group would sign it; returns (release file, approvers file)."""
+    from datetime import UTC, datetime
+
+    from emsbench import dsse
+    from emsbench.files import write_atomic
+    from emsbench.release import build_release, sign_release
+    from emsbench.specs import load_specs
+
+    directory.mkdir(parents=True, exist_ok=True)
+    keys = [dsse.generate_key() for _ in range(3)]
+    lines = ["# The demo's working-group approvers: 2 of these 3 must sign a release.",
+             "threshold = 2", ""]
+    for i, k in enumerate(keys):
+        lines += ["[[approver]]", f'name = "demo approver {i + 1}"',
+                  f'key = "{dsse.public_key_b64(k.public_key)}"', ""]
+    approvers = directory / "approvers.toml"
+    write_atomic(approvers, "\n".join(lines).encode("utf-8"))
+    envelope = sign_release(build_release(load_specs(), name, datetime.now(UTC).date()),
+                            keys[0])
+    envelope = sign_release(envelope, keys[1])
+    release = directory / "release.json"
+    write_atomic(release, dsse.envelope_bytes(envelope))
+    return release, approvers
+
+
 def setup_country(out: Path, country: str, year: int, rows: int, hub_url: str,
                   threshold: int, seed: int, say: Callable[[str], None],
-                  hub_key: Path | None = None) -> tuple[Path, str]:
+                  hub_key: Path | None = None, release: tuple[Path, Path] | None = None
+                  ) -> tuple[Path, str]:
     """Key pair, synthetic data and node.toml for one country; returns (config, public key).
 
-    ``hub_key`` is the hub's public key file, which the node needs to prove delivery.
+    ``hub_key`` is the hub's public key file, which the node needs to prove delivery;
+    ``release`` the signed catalogue release and approvers file the node must run.
     """
     from node.config import NodeConfig, write_node_config
     from node.keys import keygen
@@ -101,7 +130,8 @@ def setup_country(out: Path, country: str, year: int, rows: int, hub_url: str,
     say(f"  {country}: {rows:,} synthetic missions in {time.monotonic() - started:.1f} s")
     cfg = NodeConfig(country=country, year=year, data=Path(data.name), key=Path(key.name),
                      outbox=Path("outbox"), hub_url=hub_url, hub_key=hub_key,
-                     disclosure_threshold=threshold)
+                     disclosure_threshold=threshold, release=release and release[0],
+                     approvers=release and release[1])
     config = node_dir / "node.toml"
     write_node_config(config, cfg)
     return config, pub
@@ -134,13 +164,15 @@ def run_demo(out: Path, year: int = 2025, scale: float = 0.1, threshold: int = 5
     # config, because each node needs its public half to verify receipts.
     hub_key_file = out / "hub" / "hub-key.pem"
     load_or_create_hub_key(hub_key_file)
-    say(f"[1/4] keys, synthetic data and node configs for {', '.join(COUNTRIES)} "
-        f"(scale {scale})")
+    release = approve_catalogue(out / "catalogue")
+    say(f"[1/4] catalogue release signed by 2 of 3 approvers ({release[0]}); keys, synthetic "
+        f"data and node configs for {', '.join(COUNTRIES)} (scale {scale})")
     configs, keys = {}, {}
     for country in COUNTRIES:
         configs[country], pub = setup_country(out, country, year, country_rows(country, scale),
                                               hub_url, threshold, seed, say,
-                                              hub_key=public_key_path(hub_key_file))
+                                              hub_key=public_key_path(hub_key_file),
+                                              release=release)
         keys[country] = [pub]
     write_registry(out / "hub" / "trust.toml", keys)
     say(f"[2/4] starting the hub on {hub_url} (log: {out / 'hub' / 'hub.log'})")

@@ -19,8 +19,12 @@ from emsbench.sandbox import open_sandbox
 from emsbench.specs import IndicatorSpec, SpecTestCase
 
 
-def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """Rows of partial missions → an Arrow table with every model column (nullable)."""
+def rows_to_table(rows: list[dict[str, Any]], *, derived: bool = False) -> pa.Table:
+    """Rows of partial missions → an Arrow table with every model column (nullable).
+
+    ``derived`` fills the columns the node derives at ingest (age band, call month...) the
+    way it does, over any value a row gives, so a case sees what a node's specs see.
+    """
     schema = model.arrow_schema()
     nullable = pa.schema([f.with_nullable(True) for f in schema])
     types = model.duckdb_types()
@@ -31,6 +35,8 @@ def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
             if types.get(name) == "TIMESTAMP" and isinstance(value, str):
                 value = datetime.fromisoformat(value)
             rec[name] = value
+        if derived:
+            rec.update(model.derive(rec))
         full.append(rec)
     return pa.Table.from_pylist(full, schema=nullable)
 
@@ -45,7 +51,7 @@ def _load(table: pa.Table) -> Any:
 
 def run_case(spec: IndicatorSpec, case: SpecTestCase) -> list[str]:
     """Compute the spec on the case's rows; return the differences (empty = pass)."""
-    con = open_sandbox(_load(rows_to_table(case.rows)))
+    con = open_sandbox(_load(rows_to_table(case.rows, derived=True)))
     try:
         got = cell_summary(compute(con, spec))
     finally:

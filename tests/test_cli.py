@@ -30,6 +30,11 @@ def test_demo_federates_six_countries_into_a_report(tmp_path: Path) -> None:
     proc = _run("demo", "--out", str(out), "--scale", "0.005")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "6 countries merged" in proc.stdout
+    # The nodes ran the catalogue as a release signed by 2 of 3 approvers.
+    assert "catalogue release signed by 2 of 3 approvers" in proc.stdout
+    gate = _run("specs", "check-release", "--release", str(out / "catalogue" / "release.json"),
+                "--approvers", str(out / "catalogue" / "approvers.toml"))
+    assert gate.returncode == 0 and "approved by demo approver 1, demo approver 2" in gate.stdout
     html = (out / "report" / "index.html").read_text(encoding="utf-8")
     titles = ["Bystander CPR", "Response time, median", "Response time, 90th percentile",
               "Survival in the Utstein comparator group",
