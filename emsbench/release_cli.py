@@ -38,6 +38,7 @@ def _release(args: argparse.Namespace) -> int:
     from emsbench import dsse
     from emsbench.files import write_atomic
     from emsbench.release import build_release, sign_release
+    from emsbench.specs import RELEASES_DIR, default_spec_dir
 
     manifest = build_release(_specs(args), args.name, datetime.now(UTC).date())
     envelope = sign_release(manifest, _key(args.key))
@@ -47,8 +48,17 @@ def _release(args: argparse.Namespace) -> int:
     except FileExistsError as exc:
         raise CommandError(f"{out} exists: approvers add their signature with "
                            f"`emsbench specs approve --release {out}`") from exc
+    # The manifest joins the catalogue's release history: from now on a change of meaning
+    # of any of these spec versions fails validation until the version is bumped.
+    history = (Path(args.dir) if args.dir else default_spec_dir()) / RELEASES_DIR
+    try:
+        write_atomic(history / f"{manifest.name}.json", manifest.to_bytes(), exclusive=True)
+    except FileExistsError as exc:
+        raise CommandError(f"release {manifest.name} is already in {history}; choose a new "
+                           "release name") from exc
     print(f"release {manifest.name}: {len(manifest.specs)} specs, catalogue "
-          f"{manifest.catalogue[:12]}…, signed once; written to {out}")
+          f"{manifest.catalogue[:12]}…, signed once; written to {out} and recorded in "
+          f"{history}")
     return 0
 
 

@@ -23,6 +23,7 @@ every row), table functions and ``query(...)``, settings and catalogue functions
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
@@ -119,9 +120,10 @@ def _check(node: dict[str, Any], columns: set[str]) -> Iterator[str]:
     if cls == "COLUMN_REF":
         names = node.get("column_names", [])
         name = ".".join(names)
-        if len(names) != 1 or names[0] not in columns:
+        # DuckDB folds unquoted names: CA_ARREST is ca_arrest (and so is "CA_ARREST").
+        if len(names) != 1 or names[0].lower() not in columns:
             yield f"{name!r} is not a column of the common model (write the bare column name)"
-        elif names[0] in IDENTIFIER_COLUMNS:
+        elif names[0].lower() in IDENTIFIER_COLUMNS:
             yield f"{name!r} is an identifier and may not be used in a spec"
         return
     if cls == "OPERATOR" and typ not in _OPERATOR_TYPES:
@@ -161,3 +163,19 @@ def expression_problems(expr: str) -> list[str]:
     if isinstance(tree, str):
         return [tree]
     return list(dict.fromkeys(_check(tree, set(model.columns()))))  # unique, in order
+
+
+# Tokens of an expression, for its normal form: literals and quoted names kept verbatim,
+# unquoted words lower-cased (SQL keywords and names are case-insensitive).
+_TOKEN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+|"""
+                    r"""[A-Za-z_][A-Za-z0-9_]*|<=|>=|<>|!=|::|\|\||\S""")
+
+
+def normal_form(expr: str) -> str:
+    """``expr`` with layout and letter case of keywords and names normalised, so a spec's
+    fingerprint does not change when its SQL is re-wrapped or re-cased. Done on tokens, not
+    on DuckDB's syntax tree, so the fingerprint does not depend on the DuckDB version."""
+    out = []
+    for token in _TOKEN.findall(expr):
+        out.append(token.lower() if token[0].isalpha() or token[0] == "_" else token)
+    return " ".join(out)

@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from emsbench import model
-from emsbench.spec_language import expression_problems
+from emsbench.spec_language import expression_problems, normal_form
 
 ID_PATTERN = r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$"
 
@@ -199,8 +199,13 @@ class IndicatorSpec(_Strict):
 
     @cached_property
     def sha256(self) -> str:
-        """Content hash of the definition (tests excluded): node and hub must agree on it."""
+        """The spec's fingerprint: a hash of its normalised definition (tests excluded;
+        expressions in ``spec_language.normal_form``, so re-wrapping or re-casing the SQL,
+        or YAML layout and comments, never change it). Node and hub must agree on it."""
         body = self.model_dump(mode="json", exclude={"tests"})
+        for name in ("population", "numerator", "measure"):
+            if body.get(name) is not None:
+                body[name] = normal_form(body[name])
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -405,6 +410,36 @@ def validate_files(paths: Iterable[Path]) -> list[IndicatorSpec]:
     return [s for _, s, _ in loaded]
 
 
+RELEASES_DIR = "releases"
+
+
+def unbumped_changes(specs: Iterable[IndicatorSpec], releases: Path) -> list[str]:
+    """Specs whose meaning changed since a release without a version bump.
+
+    ``releases`` holds the manifests of past releases (``emsbench specs release`` writes
+    them; JSON with ``name`` and ``specs: [{id, version, fingerprint}]``). A released
+    id and version is a promise: the same fingerprint, or a new version.
+    """
+    problems = []
+    have = {(s.id, s.version): s for s in specs}
+    for path in sorted(releases.glob("*.json")) if releases.is_dir() else []:
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+            entries = [(e["id"], e["version"], e["fingerprint"]) for e in manifest["specs"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            problems.append(f"{path.name}: not a release manifest ({exc})")
+            continue
+        for sid, version, fingerprint in entries:
+            spec = have.get((sid, version))
+            if spec is not None and spec.sha256 != fingerprint:
+                problems.append(
+                    f"{sid}.yaml: version {version} was released in "
+                    f"{manifest.get('name', path.stem)} with another definition "
+                    f"(fingerprint {fingerprint[:12]}…, now {spec.sha256[:12]}…): a change "
+                    "of meaning needs a new version")
+    return problems
+
+
 def load_specs(spec_dir: Path | None = None, only: Iterable[str] | None = None
                ) -> list[IndicatorSpec]:
     """Every spec in ``spec_dir`` (default: the packaged ``indicator_specs``), validated."""
@@ -413,6 +448,9 @@ def load_specs(spec_dir: Path | None = None, only: Iterable[str] | None = None
     if not paths:
         raise SpecError([f"no *.yaml indicator specs in {directory}"])
     specs = validate_files(paths)
+    bumps = unbumped_changes(specs, directory / RELEASES_DIR)
+    if bumps:
+        raise SpecError(bumps)
     if only is not None:
         wanted = set(only)
         missing = wanted - {s.id for s in specs}

@@ -43,6 +43,8 @@ EXFILTRATIONS = {
     # more, as an attacker would try
     "identifier in an expression": ("population", "mission_id = 'NO-2025-000001'",
                                     "identifier"),
+    "identifier in capitals": ("population", "MISSION_ID = 'NO-2025-000001'", "identifier"),
+    "identifier quoted": ("population", '"Mission_Id" = \'NO-2025-000001\'', "identifier"),
     "identifier smuggled through LIKE": ("population", "mission_id LIKE 'NO-2025-0000%'",
                                          "identifier"),
     "timestamp cast to text and matched": (

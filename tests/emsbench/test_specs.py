@@ -159,3 +159,34 @@ def test_yaml_lines_find_keys_items_and_words() -> None:
     assert loc_text(("tests", 0, "rows", 2, "patient_age")) == "tests[0].rows[2].patient_age"
     assert did_you_mean("urbanicty", ["urbanicity", "region"]) == "; did you mean 'urbanicity'?"
     assert did_you_mean("zzz", ["urbanicity"]) == ""
+
+
+def test_fingerprint_ignores_layout_and_case_but_not_meaning(tmp_path: Path) -> None:
+    base = load_specs(only=["BCPR"])[0]
+    body = _good()
+    body["population"] = ("COALESCE( ca_arrest ,FALSE )\n and coalesce(CA_RESUS_ATTEMPTED, false)"
+                          "   AND coalesce(ca_witnessed_by,'unknown')<>'ems'")
+    _write(tmp_path, "BCPR.yaml", body)
+    assert load_specs(tmp_path)[0].sha256 == base.sha256
+    body["population"] = body["population"].replace("'ems'", "'EMS'")  # a literal: meaning
+    _write(tmp_path, "BCPR.yaml", body)
+    assert load_specs(tmp_path)[0].sha256 != base.sha256
+
+
+def test_a_released_version_cannot_change_meaning(tmp_path: Path) -> None:
+    import json
+
+    base = load_specs(only=["BCPR"])[0]
+    (tmp_path / "releases").mkdir()
+    (tmp_path / "releases" / "2026.1.json").write_text(json.dumps(
+        {"name": "2026.1", "specs": [{"id": "BCPR", "version": "1.0.0",
+                                       "fingerprint": base.sha256}]}), encoding="utf-8")
+    changed = _good() | {"numerator": "coalesce(ca_bystander_aed, false)"}
+    _write(tmp_path, "BCPR.yaml", changed)
+    with pytest.raises(SpecError) as info:
+        load_specs(tmp_path)
+    [problem] = info.value.problems
+    assert problem.startswith("BCPR.yaml: version 1.0.0 was released in 2026.1") and \
+        "needs a new version" in problem
+    _write(tmp_path, "BCPR.yaml", changed | {"version": "1.1.0"})  # bumped: fine
+    assert load_specs(tmp_path)[0].version == "1.1.0"
