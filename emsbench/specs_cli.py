@@ -204,7 +204,7 @@ def authoring_checks(path: Path, spec: IndicatorSpec, lines: YamlLines
 
 def validate_paths(paths: list[Path]) -> Validation:
     """Every problem and warning of the spec files in ``paths`` (folders or files)."""
-    from emsbench.specs import check_files
+    from emsbench.specs import RELEASES_DIR, Problem, check_files, unbumped_changes
 
     files, problems = spec_files(paths)
     report = Validation(files=files, problems=problems)
@@ -221,6 +221,11 @@ def validate_paths(paths: list[Path]) -> Validation:
         report.warnings += warns
         if not errs:
             report.specs.append(spec)
+    # A released version may not change meaning (each folder's releases/ history).
+    for folder in sorted({path.parent for path, _, _ in loaded}):
+        mine = [spec for path, spec, _ in loaded if path.parent == folder]
+        report.problems += [Problem(file="", line=None, message=message)
+                            for message in unbumped_changes(mine, folder / RELEASES_DIR)]
 
     def order(p: Problem) -> tuple[str, int]:
         return (str(p.path or p.file), p.line or 0)

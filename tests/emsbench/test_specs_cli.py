@@ -353,3 +353,25 @@ def test_docs_command_writes_the_catalogue(tmp_path: Path,
     assert (tmp_path / "site" / "index.html").is_file()
     assert (tmp_path / "site" / "BCPR.html").is_file()
     assert "indicator page" in capsys.readouterr().out
+
+
+def test_validate_refuses_a_released_version_changed_without_a_bump(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from emsbench.specs import default_spec_dir
+
+    specs = tmp_path / "specs"
+    shutil.copytree(default_spec_dir(), specs, ignore=shutil.ignore_patterns("*.py"))
+    assert (specs / "releases" / "2026.1.json").is_file()
+    bcpr = specs / "BCPR.yaml"
+    bcpr.write_text(bcpr.read_text(encoding="utf-8").replace(
+        "numerator: coalesce(ca_bystander_cpr, false)",
+        "numerator: coalesce(ca_bystander_aed, false)"), encoding="utf-8")
+    assert main(["specs", "validate", str(specs)]) == 2
+    out = capsys.readouterr().out
+    assert "BCPR.yaml: version 1.0.0 was released in 2026.1 with another definition" in out
+    bcpr.write_text(bcpr.read_text(encoding="utf-8").replace("version: 1.0.0",
+                                                             "version: 1.1.0"),
+                    encoding="utf-8")
+    assert main(["specs", "validate", str(specs)]) == 0
