@@ -17,12 +17,9 @@ from emsbench.cli import CommandError
 
 
 def _specs(args: argparse.Namespace) -> Any:
-    from emsbench.specs import SpecError, load_specs
+    from emsbench.specs_cli import load_or_explain
 
-    try:
-        return load_specs(Path(args.dir) if args.dir else None)
-    except SpecError as exc:
-        raise CommandError(str(exc)) from exc
+    return load_or_explain(args.dir, None)
 
 
 def _key(path: str) -> Any:

@@ -259,7 +259,8 @@ def _fields_at(loc: Loc) -> list[str]:
     return list(cls.model_fields)
 
 
-def _schema_stage(path: Path, text: str) -> tuple[IndicatorSpec | None, list[Problem]]:
+def _schema_stage(path: Path, text: str, lines: YamlLines
+                  ) -> tuple[IndicatorSpec | None, list[Problem]]:
     where = path.name
     try:
         data = yaml.safe_load(text)
@@ -271,7 +272,6 @@ def _schema_stage(path: Path, text: str) -> tuple[IndicatorSpec | None, list[Pro
                               f"cannot read YAML: {what}", path)]
     if not isinstance(data, dict):
         return None, [Problem(where, 1, "the file must hold a mapping", path)]
-    lines = YamlLines(text)
     try:
         return IndicatorSpec.model_validate(data), []
     except ValidationError as exc:
@@ -381,10 +381,11 @@ def check_files(paths: Iterable[Path]
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(path.name, None, f"cannot read YAML: {exc}", path))
             continue
-        spec, errs = _schema_stage(path, text)
+        lines = YamlLines(text)  # composed once: the schema stage and later checks use it
+        spec, errs = _schema_stage(path, text, lines)
         problems += errs
         if spec is not None:
-            loaded.append((path, spec, YamlLines(text)))
+            loaded.append((path, spec, lines))
     con = open_sandbox()
     try:
         for path, spec, lines in loaded:

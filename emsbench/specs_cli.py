@@ -262,7 +262,8 @@ def run_json(spec: IndicatorSpec, data: Path, year: int, report: IngestReport,
 # --- commands -----------------------------------------------------------------------
 
 
-def _load(directory: str | None, ids: list[str] | None) -> list[IndicatorSpec]:
+def load_or_explain(directory: str | None, ids: list[str] | None) -> list[IndicatorSpec]:
+    """The specs, or every problem printed with its line and a one-line CommandError."""
     from emsbench.specs import SpecError, load_specs
 
     try:
@@ -298,7 +299,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
-    results = run_tests(_load(args.dir, args.ids or None))
+    results = run_tests(load_or_explain(args.dir, args.ids or None))
     failed = 0
     for spec, case, diff in results:
         print(f"{'FAIL' if diff else 'ok':<4}  {spec.id}: {case.name}")
@@ -316,7 +317,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.format == "nemsis":
         raise CommandError(f"--format nemsis is {NEMSIS_NOT_YET}")
-    [spec] = _load(args.dir, [args.id])
+    [spec] = load_or_explain(args.dir, [args.id])
     data = Path(args.data)
     if not data.is_file():
         raise CommandError(f"{data} does not exist")
@@ -343,7 +344,7 @@ def _run(args: argparse.Namespace) -> int:
 def _docs(args: argparse.Namespace) -> int:
     from emsbench.spec_docs import write_docs
 
-    pages = write_docs(_load(args.dir, None), Path(args.out))
+    pages = write_docs(load_or_explain(args.dir, None), Path(args.out))
     print(f"wrote {plural(len(pages) - 1, 'indicator page')} and {Path(args.out) / 'index.html'}")
     return 0
 
