@@ -191,9 +191,9 @@ def run_demo(out: Path, year: int = 2025, scale: float = 0.1, threshold: int = 5
     finally:
         stop_process(proc)
     say("[4/4] merging and writing the report")
-    view, specs = load_period(load_hub_config(hub_config), year)
-    report = build_report(view, specs, out / "report")
-    export = export_csv(view, specs, out / "results.csv")
+    view, catalogues = load_period(load_hub_config(hub_config), year)
+    report = build_report(view, catalogues, out / "report")
+    export = export_csv(view, catalogues, out / "results.csv")
     return DemoResult(report=report, export=export, submissions=len(view.submissions))
 
 

@@ -37,9 +37,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from emsbench import __version__, dsse
 from emsbench.conformance import Policy
 from emsbench.files import write_atomic
-from emsbench.specs import IndicatorSpec, catalogue_sha256, load_specs
 from emsbench.wire import SUBMISSION_TYPE, WITHDRAWAL_TYPE
 from hub import openapi as api_docs
+from hub.catalogues import Catalogues
 from hub.config import HubConfig
 from hub.signing import load_or_create_hub_key, sign_receipt
 from hub.store import Store, StoreRefusal, utcnow
@@ -72,8 +72,7 @@ class HubState:
     config: HubConfig
     store: Store
     trust: ReloadingTrust
-    specs: list[IndicatorSpec]
-    catalogue: str
+    catalogues: Catalogues
     policy: Policy
     key: dsse.KeyPair
     token: str
@@ -111,7 +110,7 @@ def _process(state: HubState, body: bytes, remote: str, payload_type: str
     now = utcnow()
     opened = open_document(envelope, trust, now, payload_type)
     doc = opened.doc
-    judge(doc, state.specs, state.catalogue, state.policy, now)
+    judge(doc, state.catalogues, state.policy, now)
     try:
         return state.store.accept(doc, text, opened.payload, opened.keyid, remote,
                                   lambda receipt: sign_receipt(receipt, state.key),
@@ -130,13 +129,13 @@ def _write_token(path: Path) -> str:
 
 def create_app(config: HubConfig) -> FastAPI:
     """Build the hub app; loads specs, trust registry and key now and fails fast on errors."""
-    specs = load_specs(config.specs)
+    catalogues = config.catalogues()
     trust = ReloadingTrust(config.trust_registry)
     key = load_or_create_hub_key(config.key_path)
     # The store last: everything that can refuse to start does so before the file is held.
     state = HubState(
-        config=config, store=Store(config.database), trust=trust, specs=specs,
-        catalogue=catalogue_sha256(specs), policy=config.policy.policy(), key=key,
+        config=config, store=Store(config.database), trust=trust,
+        catalogues=catalogues, policy=config.policy.policy(), key=key,
         token=_write_token(config.token_path))
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -182,7 +181,10 @@ def create_app(config: HubConfig) -> FastAPI:
         count = await run_in_threadpool(state.store.count_documents)
         trust = state.trust
         return {"status": "ok", "version": __version__, "submissions": count,
-                "catalogue": state.catalogue, "trust_reloads": trust.reloads,
+                "catalogue": state.catalogues.current.id,
+                "catalogues": [{"id": c.id, "name": c.name}
+                               for c in state.catalogues.releases],
+                "trust_reloads": trust.reloads,
                 "trust_error": trust.last_error}
 
     async def intake(request: Request, payload_type: str) -> JSONResponse:

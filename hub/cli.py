@@ -41,9 +41,9 @@ def _write(args: argparse.Namespace, what: str) -> int:
 
     cfg = _config(args)
     try:
-        view, specs = load_period(cfg, args.year)
+        view, catalogues = load_period(cfg, args.year)
         writer = build_report if what == "report" else export_csv
-        path = writer(view, specs, Path(args.out))
+        path = writer(view, catalogues, Path(args.out))
     except (ValueError, SourceError) as exc:
         raise CommandError(str(exc)) from exc
     print(f"{what} written to {path}")
@@ -65,14 +65,13 @@ def _export(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     """Re-verify every stored envelope: signature, key validity when received, content."""
-    from emsbench.specs import load_specs
     from hub.ledger import recheck
     from hub.source import SourceError, open_source
     from hub.trust import TrustError, TrustRegistry
 
     cfg = _config(args)
     try:
-        specs = load_specs(cfg.specs)
+        catalogues = cfg.catalogues()
         trust = TrustRegistry.load(cfg.trust_registry)
         source = open_source(cfg)
         try:
@@ -83,7 +82,7 @@ def _verify(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     bad = 0
     for r in records:
-        _, problems = recheck(r, trust, specs, cfg.policy.policy())
+        _, problems = recheck(r, trust, catalogues, cfg.policy.policy())
         if problems:
             bad += 1
             print(f"FAIL {r.submission_id} ({r.country} {r.year} revision {r.revision}): "

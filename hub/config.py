@@ -8,6 +8,7 @@ Example::
     database = "hub.duckdb"        # relative paths resolve against the config file's folder
     trust_registry = "trust.toml"
     specs = ""                     # optional spec directory; empty = packaged indicator_specs
+    earlier_specs = []             # spec folders of earlier catalogue releases still accepted
     max_body_bytes = 5000000
     key = "hub-key.pem"            # the hub's receipt-signing key; made on first start
     max_concurrent = 32            # submissions checked at once; more get 503 + Retry-After
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from emsbench.conformance import SMALLEST_THRESHOLD, Policy
 from emsbench.files import toml_string
+from hub.catalogues import Catalogues
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8750
@@ -77,6 +79,9 @@ class HubConfig(BaseModel):
     trust_registry: Path
     specs: Path | None = Field(
         default=None, description="Indicator spec directory; None = the packaged indicator_specs")
+    earlier_specs: list[Path] = Field(
+        default_factory=list, description="Spec folders of earlier catalogue releases the hub "
+        "still accepts, so nodes need not upgrade in lock-step")
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
     key: Path | None = Field(default=None, description="Receipt-signing key (PEM); None = "
                              "hub-key.pem beside the database. Made on first start")
@@ -107,6 +112,11 @@ class HubConfig(BaseModel):
         if isinstance(value, str) and not value.strip():
             raise ValueError("must be a non-empty path")
         return value
+
+    def catalogues(self) -> Catalogues:
+        """The catalogue releases this hub accepts; ValueError (or SpecError) if a folder
+        is invalid or two folders disagree on a released version."""
+        return Catalogues.load(self.specs, self.earlier_specs)
 
     @property
     def url(self) -> str:
@@ -144,6 +154,7 @@ def hub_config_from_mapping(data: dict[str, Any], base: Path) -> HubConfig:
         "database": _resolve(base, cfg.database),
         "trust_registry": _resolve(base, cfg.trust_registry),
         "specs": _resolve(base, cfg.specs),
+        "earlier_specs": [_resolve(base, p) for p in cfg.earlier_specs],
         "key": _resolve(base, cfg.key),
     })
 
@@ -190,6 +201,7 @@ def write_hub_config(path: Path, cfg: HubConfig) -> None:
         f"database = {q(cfg.database)}",
         f"trust_registry = {q(cfg.trust_registry)}",
         f"specs = {q(cfg.specs or '')}",
+        f"earlier_specs = [{', '.join(q(p) for p in cfg.earlier_specs)}]",
         f"max_body_bytes = {cfg.max_body_bytes}",
         f"key = {q(cfg.key or '')}",
         f"max_concurrent = {cfg.max_concurrent}",

@@ -5,10 +5,12 @@ record is checked again with intake's own functions (``hub.verification``): the 
 signature against the trust registry (retired keys included), the key's country and its
 validity *at the time the hub received the record* (so a key revoked as of its compromise
 discredits what it signed afterwards), the wire model and ``emsbench.conformance`` under
-today's catalogue and policy; then the payload hash and index columns against what intake
-recorded. Per country, the highest revision that passes stands; a withdrawal
-standing means the country is not published. Every record passed over is reported with its
-reason, so the report can say why a figure is missing instead of failing for everyone.
+the catalogue release it names (if the hub still accepts it) and today's policy; then the
+payload hash and index columns against what intake recorded. Per country and release the
+highest revision that passes is a candidate, and the candidate received last stands; a
+withdrawal standing means the country is not published. Every record passed over is
+reported with its reason, so the report can say why a figure is missing instead of failing
+for everyone.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from emsbench.conformance import Policy
-from emsbench.specs import IndicatorSpec, catalogue_sha256
 from emsbench.wire import Document, Submission, Withdrawal
+from hub.catalogues import Catalogues
 from hub.store import Record
 from hub.trust import TrustRegistry
 from hub.verification import ApiError, judge, open_document
@@ -62,8 +64,8 @@ class PeriodView:
         return [s for s in self.standing if isinstance(s.document, Withdrawal)]
 
 
-def recheck(record: Record, trust: TrustRegistry, specs: list[IndicatorSpec],
-            policy: Policy, catalogue: str | None = None) -> tuple[Document | None, list[str]]:
+def recheck(record: Record, trust: TrustRegistry, catalogues: Catalogues,
+            policy: Policy) -> tuple[Document | None, list[str]]:
     """Check one stored record as intake checked it, at the time it was received, and
     against what intake recorded; ``(document, [])`` when it is sound."""
     at = record.received_at
@@ -74,7 +76,7 @@ def recheck(record: Record, trust: TrustRegistry, specs: list[IndicatorSpec],
     except ApiError as exc:
         return None, [f"the stored envelope does not verify: {exc}"]
     try:
-        judge(opened.doc, specs, catalogue or catalogue_sha256(specs), policy, at)
+        judge(opened.doc, catalogues, policy, at)
     except ApiError as exc:
         return None, [str(exc)]
     doc, problems = opened.doc, []
@@ -92,26 +94,44 @@ def recheck(record: Record, trust: TrustRegistry, specs: list[IndicatorSpec],
 
 
 def period_view(records: Iterable[Record], year: int, trust: TrustRegistry,
-                specs: list[IndicatorSpec], policy: Policy) -> PeriodView:
-    """The standing revision per country for ``year`` and a note for each one passed over."""
-    catalogue = catalogue_sha256(specs)
+                catalogues: Catalogues, policy: Policy) -> PeriodView:
+    """The standing revision per country for ``year`` and a note for each one passed over.
+
+    Revisions count within one catalogue release, so each release a country used has its
+    own highest sound revision; of those, the one the hub received last stands (a country
+    that moves to a new release, or back, says so by submitting)."""
     view = PeriodView(year)
     by_country: dict[str, list[Record]] = {}
     for r in records:
         if r.year == year:
             by_country.setdefault(r.country, []).append(r)
     for country in sorted(by_country):
-        current = [r for r in by_country[country] if r.catalogue == catalogue]
-        other = len(by_country[country]) - len(current)
-        for r in sorted(current, key=lambda r: r.revision, reverse=True):
-            doc, problems = recheck(r, trust, specs, policy, catalogue)
-            if doc is not None:
-                view.standing.append(Standing(r, doc))
-                break
-            view.set_aside.append(Note(country, year, r.submission_id, r.revision,
-                                       "; ".join(problems)))
-        if other and not current:
-            view.set_aside.append(Note(country, year, "", 0, f"{other} revision(s) computed "
-                                       "with another indicator catalogue release; the "
-                                       "country must submit with the current catalogue"))
+        candidates: list[Standing] = []
+        unknown = 0
+        for catalogue in sorted({r.catalogue for r in by_country[country]}):
+            if catalogues.get(catalogue) is None:
+                unknown += sum(r.catalogue == catalogue for r in by_country[country])
+                continue
+            mine = [r for r in by_country[country] if r.catalogue == catalogue]
+            for r in sorted(mine, key=lambda r: r.revision, reverse=True):
+                doc, problems = recheck(r, trust, catalogues, policy)
+                if doc is not None:
+                    candidates.append(Standing(r, doc))
+                    break
+                view.set_aside.append(Note(country, year, r.submission_id, r.revision,
+                                           "; ".join(problems)))
+        candidates.sort(key=lambda s: (s.record.received_at, s.record.submission_id))
+        if candidates:
+            stands = candidates[-1]
+            view.standing.append(stands)
+            name = catalogues.name_of(stands.record.catalogue)
+            view.set_aside += [Note(country, year, c.record.submission_id, c.record.revision,
+                                    f"release {catalogues.name_of(c.record.catalogue)}: "
+                                    f"superseded by {stands.record.submission_id} under "
+                                    f"release {name}, received later")
+                               for c in candidates[:-1]]
+        if unknown:
+            view.set_aside.append(Note(country, year, "", 0, f"{unknown} revision(s) computed "
+                                       "with a catalogue release this hub no longer accepts "
+                                       f"(it accepts {catalogues.describe()})"))
     return view

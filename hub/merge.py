@@ -143,13 +143,27 @@ def _figure(spec: IndicatorSpec, country: str, year: int, stratum: str, t: _Tall
                   denominator, value, lo, hi, t.suppressed, t.n_countries)
 
 
-def _result_for(sub: Submission, spec: IndicatorSpec) -> IndicatorResult | None:
-    """The submission's result for ``spec``, checked by the one conformance rule (the ledger
-    has checked it already; merging a result that does not conform would publish garbage,
-    so the merge refuses to rely on its caller)."""
+def _results_by_spec(sub: Submission, specs: list[IndicatorSpec]
+                     ) -> dict[tuple[str, str], IndicatorResult]:
+    """The submission's results keyed by the (id, fingerprint) of the spec each was computed
+    with, each checked by the one conformance rule (the ledger has checked them already;
+    merging a result that does not conform would publish garbage, so the merge refuses to
+    rely on its caller). A result for an indicator the hub has no spec of is ignored."""
+    known = {(s.id, s.sha256): s for s in specs}
+    versions: dict[str, list[str]] = {}
+    for s in specs:
+        versions.setdefault(s.id, []).append(s.version)
+    out: dict[tuple[str, str], IndicatorResult] = {}
     for result in sub.indicators:
-        if result.spec_id != spec.id:
+        if result.spec_id not in versions:
             continue
+        spec = known.get((result.spec_id, result.spec_sha256))
+        if spec is None:
+            raise SpecMismatchError(
+                f"{sub.country} submission {sub.submission_id}: spec_mismatch: "
+                f"{result.spec_id} version {result.spec_version} (sha256 "
+                f"{result.spec_sha256[:12]}…) is not a definition the hub knows; it knows "
+                f"version(s) {', '.join(versions[result.spec_id])}")
         # The plausibility bound on counts is intake policy (the ledger applied it); here only
         # shape and disclosure matter, so any JSON-exact count is allowed.
         problems = conforms(result, spec, threshold=sub.disclosure_threshold,
@@ -157,8 +171,8 @@ def _result_for(sub: Submission, spec: IndicatorSpec) -> IndicatorResult | None:
         if problems:
             raise SpecMismatchError(f"{sub.country} submission {sub.submission_id}: "
                                     + "; ".join(str(p) for p in problems[:3]))
-        return result
-    return None
+        out[(spec.id, spec.sha256)] = result
+    return out
 
 
 def _check(submissions: list[Submission], year: int) -> None:
@@ -172,14 +186,13 @@ def _check(submissions: list[Submission], year: int) -> None:
         seen.add(sub.country)
 
 
-def merge_indicator(submissions: list[Submission], spec: IndicatorSpec,
+def merge_indicator(results: dict[str, IndicatorResult], spec: IndicatorSpec,
                     year: int) -> list[Figure]:
-    """Figures of one indicator: every submitting country × every stratum seen, plus NORDIC."""
-    cells: dict[str, dict[str, Cell]] = {}
-    for sub in submissions:
-        result = _result_for(sub, spec)
-        cells[sub.country] = {} if result is None else {
-            stratum_label(c.stratum, spec.strata): c for c in result.cells}
+    """Figures of one spec: every country given × every stratum seen, plus NORDIC.
+
+    ``results`` maps each country to its result computed with exactly ``spec``."""
+    cells = {country: {stratum_label(c.stratum, spec.strata): c for c in result.cells}
+             for country, result in results.items()}
     strata = sorted({s for by_stratum in cells.values() for s in by_stratum}, key=natural_key)
     figures: list[Figure] = []
     nordic = [c for c in cells if c in NORDIC_COUNTRIES]
@@ -205,17 +218,27 @@ def merge_indicator(submissions: list[Submission], spec: IndicatorSpec,
 def merge(submissions: list[Submission], specs: list[IndicatorSpec], year: int) -> list[Figure]:
     """All figures for ``year``, ordered by indicator (spec order), stratum, country.
 
-    Indicators in a submission that the hub has no spec for are ignored; a result that does
-    not conform to the hub's spec raises ``SpecMismatchError`` (``hub.ledger`` sets such
-    submissions aside before they get here).
+    ``specs`` may hold several versions of one indicator (the hub accepts earlier catalogue
+    releases): each result is merged under the exact spec it was computed with, and results
+    of two definitions are never pooled into one figure. A country without a result for a
+    spec gets no figure for it (intake makes a node send its release's whole catalogue, so
+    that release does not define it). Indicators the hub has no spec for are ignored; a
+    result that does not conform to its spec raises ``SpecMismatchError`` (``hub.ledger``
+    sets such submissions aside before they get here).
     """
     _check(submissions, year)
+    by_sub = [(sub, _results_by_spec(sub, specs)) for sub in submissions]
     figures: list[Figure] = []
+    first_of: dict[str, IndicatorSpec] = {}
     for spec in specs:
-        figures += merge_indicator(submissions, spec, year)
-    order = {s.id: i for i, s in enumerate(specs)}
-    figures.sort(key=lambda f: (order[f.indicator_id], natural_key(f.stratum),
-                                country_key(f.country)))
+        first_of.setdefault(spec.id, spec)
+        results = {sub.country: mine[(spec.id, spec.sha256)] for sub, mine in by_sub
+                   if (spec.id, spec.sha256) in mine}
+        figures += merge_indicator(results, spec, year)
+    order = {s.id: i for i, s in enumerate(first_of.values())}
+    rank = {(s.id, s.version): i for i, s in enumerate(specs)}
+    figures.sort(key=lambda f: (order[f.indicator_id], rank[(f.indicator_id, f.spec_version)],
+                                natural_key(f.stratum), country_key(f.country)))
     return figures
 
 

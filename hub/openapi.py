@@ -100,12 +100,19 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+class CatalogueRef(BaseModel):
+    id: str = Field(description="SHA-256 catalogue id, as submissions carry it")
+    name: str = Field(description="The release name, or 'unreleased'")
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     version: str = Field(description="The hub's software version")
     submissions: int = Field(description="Documents stored (every revision)")
-    catalogue: str = Field(description="SHA-256 of the indicator catalogue the hub checks "
-                           "against; a node must compute with the same release")
+    catalogue: str = Field(description="SHA-256 id of the hub's current indicator catalogue "
+                           "release")
+    catalogues: list[CatalogueRef] = Field(description="Every catalogue release the hub "
+                                           "accepts, current first; a node computes with one")
     trust_reloads: int = Field(description="Times a changed trust registry was loaded")
     trust_error: str | None = Field(description="Why the newest trust registry file is not "
                                     "in use (the last good one is); null when it is")

@@ -22,6 +22,7 @@ import jinja2
 from emsbench import __version__
 from emsbench.specs import IndicatorSpec
 from emsbench.wire import Withdrawal
+from hub.catalogues import Catalogues
 from hub.export import write_csv
 from hub.ledger import PeriodView
 from hub.merge import (
@@ -68,6 +69,8 @@ class Section:
     endpoints: list[tuple[str, str]]  # (countries, endpoint value) found in the data
     chart: dict[str, Any] | None
     bins_note: str = ""
+    releases: str = ""  # the catalogue releases that hold exactly this spec
+    anchor: str = ""  # the HTML id: the spec id, with the version when several are shown
 
 
 def _plain(key: str) -> str:
@@ -174,11 +177,23 @@ def _chart(spec: IndicatorSpec, rows: list[Row], columns: Sequence[str]) -> dict
 
 
 def build_sections(figures: Sequence[Figure], specs: Sequence[IndicatorSpec],
-                   columns: Sequence[str]) -> list[Section]:
-    """Group figures per indicator into table rows (one per stratum) and a chart."""
+                   columns: Sequence[str], catalogues: Catalogues | None = None
+                   ) -> list[Section]:
+    """Group figures per spec into table rows (one per stratum) and a chart.
+
+    An indicator submitted under two versions (countries on different catalogue releases)
+    gets one section per version, each naming its releases; versions nobody used are left
+    out, except the first of each indicator, which says that nobody submitted it."""
     sections = []
+    shown_ids: set[str] = set()
+    versions = {(f.indicator_id, f.spec_version) for f in figures}
+    several = {i for i, _ in versions if sum(j == i for j, _ in versions) > 1}
     for spec in specs:
-        mine = [f for f in figures if f.indicator_id == spec.id]
+        mine = [f for f in figures
+                if f.indicator_id == spec.id and f.spec_version == spec.version]
+        if not mine and spec.id in shown_ids:
+            continue
+        shown_ids.add(spec.id)
         # The survival endpoint differs by country by design, so it is shown in each cell
         # rather than splitting Nordic and US figures onto rows that are empty for the other.
         skip = ENDPOINT_KEY if ENDPOINT_KEY in spec.strata else ""
@@ -200,8 +215,11 @@ def build_sections(figures: Sequence[Figure], specs: Sequence[IndicatorSpec],
                 found.setdefault(_endpoint(f.stratum), []).append(f.country)
         endpoints = [(", ".join(sorted(set(cs), key=country_key)), ep) for ep, cs in found.items()]
         row_list = list(rows.values())
+        releases = ", ".join(catalogues.releases_of(spec)) if catalogues else ""
+        anchor = f"{spec.id}-v{spec.version}" if spec.id in several else spec.id
         sections.append(Section(spec, measure_text(spec), row_list, endpoints,
-                                _chart(spec, row_list, columns), bins_note(spec)))
+                                _chart(spec, row_list, columns), bins_note(spec),
+                                releases, anchor))
     return sections
 
 
@@ -216,7 +234,7 @@ def _environment() -> jinja2.Environment:
 
 def write_report(figures: Sequence[Figure], specs: Sequence[IndicatorSpec],
                  quality_rows: Sequence[QualityRow], year: int, out_dir: Path | str,
-                 meta: dict[str, Any]) -> Path:
+                 meta: dict[str, Any], catalogues: Catalogues | None = None) -> Path:
     """Render the report to ``out_dir/index.html`` and return that path."""
     extra = {f.country for f in figures} - set(COUNTRY_ORDER)
     columns = [*COUNTRY_ORDER, *sorted(extra)]
@@ -225,11 +243,11 @@ def write_report(figures: Sequence[Figure], specs: Sequence[IndicatorSpec],
     reasons = sorted({r for q in quality_rows for r in q.rejected_by_reason})
     html = _environment().get_template("report.html").render(
         year=year, columns=columns, names=COUNTRY_NAMES, sections=build_sections(
-            figures, specs, columns), quality={q.country: q for q in quality_rows},
+            figures, specs, columns, catalogues), quality={q.country: q for q in quality_rows},
         reasons=reasons, thresholds=thresholds, direction_text=DIRECTION_TEXT,
         generated_at=meta.get("generated_at", ""),
         software_version=meta.get("software_version", ""),
-        spec_versions=meta.get("spec_versions") or {s.id: s.version for s in specs},
+        spec_versions=meta.get("spec_versions") or _versions(specs),
         provenance=meta.get("provenance", []),
         plain=_plain)
     out = Path(out_dir)
@@ -239,38 +257,48 @@ def write_report(figures: Sequence[Figure], specs: Sequence[IndicatorSpec],
     return path
 
 
-def _merged(view: PeriodView, specs: list[IndicatorSpec]) -> list[Figure]:
+def _versions(specs: Sequence[IndicatorSpec]) -> dict[str, str]:
+    out: dict[str, list[str]] = {}
+    for s in specs:
+        out.setdefault(s.id, []).append(s.version)
+    return {k: " and ".join(v) for k, v in out.items()}
+
+
+def _merged(view: PeriodView, catalogues: Catalogues) -> list[Figure]:
     if not view.standing and not view.set_aside:
         raise ValueError(f"no accepted submissions for {view.year}: run the nodes first")
-    return merge(view.submissions, specs, view.year)
+    return merge(view.submissions, catalogues.specs(), view.year)
 
 
-def provenance(view: PeriodView) -> list[dict[str, str]]:
-    """Which signed document each country's figures come from, and what was passed over."""
+def provenance(view: PeriodView, catalogues: Catalogues) -> list[dict[str, str]]:
+    """Which signed document each country's figures come from, under which catalogue
+    release, and what was passed over."""
     rows = [{"country": s.record.country, "what": s.record.kind,
              "submission_id": s.record.submission_id, "revision": str(s.record.revision),
              "received_at": s.record.received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
              "payload_sha256": s.record.payload_sha256,
+             "release": catalogues.name_of(s.record.catalogue),
              "note": (f"withdrawn: {s.document.reason}" if isinstance(s.document, Withdrawal)
                       else "published")}
             for s in view.standing]
     rows += [{"country": n.country, "what": "set aside", "submission_id": n.submission_id,
               "revision": str(n.revision) if n.revision else "", "received_at": "",
-              "payload_sha256": "", "note": n.reason} for n in view.set_aside]
+              "payload_sha256": "", "release": "", "note": n.reason} for n in view.set_aside]
     return sorted(rows, key=lambda r: country_key(r["country"]))
 
 
-def build_report(view: PeriodView, specs: list[IndicatorSpec], out_dir: Path | str) -> Path:
+def build_report(view: PeriodView, catalogues: Catalogues, out_dir: Path | str) -> Path:
     """Merge the standing submissions of ``view`` and write the report."""
-    figures = _merged(view, specs)
+    figures = _merged(view, catalogues)
+    specs = catalogues.specs()
     meta = {"generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "software_version": __version__,
-            "spec_versions": {s.id: s.version for s in specs},
-            "provenance": provenance(view)}
+            "spec_versions": _versions(specs),
+            "provenance": provenance(view, catalogues)}
     return write_report(figures, specs, data_quality_rows(view.submissions), view.year,
-                        out_dir, meta)
+                        out_dir, meta, catalogues)
 
 
-def export_csv(view: PeriodView, specs: list[IndicatorSpec], out_path: Path | str) -> Path:
+def export_csv(view: PeriodView, catalogues: Catalogues, out_path: Path | str) -> Path:
     """Merge the standing submissions of ``view`` and write the CSV."""
-    return write_csv(_merged(view, specs), out_path)
+    return write_csv(_merged(view, catalogues), out_path)

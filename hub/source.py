@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from emsbench.specs import IndicatorSpec, load_specs
+from hub.catalogues import Catalogues
 from hub.config import HubConfig
 from hub.ledger import PeriodView, period_view
 from hub.store import DatabaseBusy, Record, Store
@@ -85,13 +85,14 @@ def open_source(cfg: HubConfig) -> RecordSource:
         return HubClient(f"http://{host}:{cfg.port}", token)
 
 
-def load_period(cfg: HubConfig, year: int) -> tuple[PeriodView, list[IndicatorSpec]]:
-    """The standing revisions of ``year``, re-verified, and the catalogue they were judged by."""
-    specs = load_specs(cfg.specs)
+def load_period(cfg: HubConfig, year: int) -> tuple[PeriodView, Catalogues]:
+    """The standing revisions of ``year``, re-verified, and the catalogue releases they were
+    judged by."""
+    catalogues = cfg.catalogues()
     trust = TrustRegistry.load(cfg.trust_registry)
     source = open_source(cfg)
     try:
         records = source.records(year)
     finally:
         source.close()
-    return period_view(records, year, trust, specs, cfg.policy.policy()), specs
+    return period_view(records, year, trust, catalogues, cfg.policy.policy()), catalogues

@@ -22,9 +22,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from emsbench import dsse
-from emsbench.conformance import CONFLICT_CODES, Policy, check_document
-from emsbench.specs import IndicatorSpec
+from emsbench.conformance import CONFLICT_CODES, Policy, Problem, check_document
 from emsbench.wire import PAYLOAD_MODELS, Document
+from hub.catalogues import Catalogues
 from hub.trust import KeyRefused, TrustRegistry
 
 # Status for each reason dsse.verify gives. Unsigned and bad signatures are
@@ -111,10 +111,18 @@ def open_document(envelope: Any, trust: TrustRegistry, at: datetime,
     return Opened(doc, payload, keyid, key_country)
 
 
-def judge(doc: Document, specs: list[IndicatorSpec], catalogue: str, policy: Policy,
-          at: datetime) -> None:
-    """Raise ``ApiError`` listing every conformance problem of ``doc`` (none: return)."""
-    problems = check_document(doc, specs, catalogue, policy, at)
+def judge(doc: Document, catalogues: Catalogues, policy: Policy, at: datetime) -> None:
+    """Raise ``ApiError`` listing every conformance problem of ``doc`` (none: return).
+
+    ``doc`` is judged by the release it names; one the hub does not accept is refused,
+    with the problems it has against the current release listed after that headline."""
+    release = catalogues.get(doc.catalogue)
+    judged_by = release or catalogues.current
+    problems = check_document(doc, judged_by.specs, judged_by.id, policy, at)
+    if release is None:
+        problems.insert(0, Problem(
+            "spec_mismatch", f"catalogue {doc.catalogue[:12]}… is not a release this hub "
+            f"accepts (it accepts {catalogues.describe()}); run the node on one of them"))
     if problems:
         first = problems[0]
         shown = "; ".join(str(p) for p in problems[:5])

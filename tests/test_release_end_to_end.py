@@ -4,7 +4,9 @@
 sign the release (`specs release`, `specs approve`); a node configured with that release
 and the approvers file computes it and the hub accepts the submission with the new
 indicator in it. The same release with one signature is refused by the node before it
-reads any data.
+reads any data. Sweden stays on the earlier release (the packaged catalogue), which the hub
+still accepts: the report shows the new indicator for Norway only, and every figure under
+the release it was computed with.
 """
 
 from __future__ import annotations
@@ -53,14 +55,22 @@ def test_new_indicator_released_by_two_of_three_runs_through_node_and_hub(
     port = free_port()
     hub_config = write_hub_config(tmp_path / "hub", port)
     with hub_config.open("a", encoding="utf-8") as fh:
-        fh.write(f'specs = "{specs}"\n')
+        fh.write(f'specs = "{specs}"\nearlier_specs = ["{default_spec_dir()}"]\n')
     hub_key = tmp_path / "hub" / "hub-key.pem"
     load_or_create_hub_key(hub_key)
     node = tmp_path / "NO"
     node.mkdir()
     generate("NO", YEAR, node / "data.parquet", rows=3000, seed=7)
     _, pub = keygen(node / "NO.pem")
-    write_registry(tmp_path / "hub" / "trust.toml", {"NO": [pub]})
+    sweden = tmp_path / "SE"
+    sweden.mkdir()
+    generate("SE", YEAR, sweden / "data.parquet", rows=3000, seed=8)
+    _, se_pub = keygen(sweden / "SE.pem")
+    write_node_config(sweden / "node.toml", NodeConfig(
+        country="SE", year=YEAR, data=Path("data.parquet"), key=Path("SE.pem"),
+        outbox=Path("outbox"), hub_url=f"http://127.0.0.1:{port}",
+        hub_key=public_key_path(hub_key)))  # the packaged catalogue, release 2026.1
+    write_registry(tmp_path / "hub" / "trust.toml", {"NO": [pub], "SE": [se_pub]})
     for release, name in ((one, "short.toml"), (two, "node.toml")):
         write_node_config(node / name, NodeConfig(
             country="NO", year=YEAR, data=Path("data.parquet"), key=Path("NO.pem"),
@@ -73,11 +83,22 @@ def test_new_indicator_released_by_two_of_three_runs_through_node_and_hub(
         assert main(["node", "run", "--config", str(node / "short.toml")]) == 2
         assert not (node / "outbox").exists() or not any((node / "outbox").iterdir())
         assert main(["node", "run", "--config", str(node / "node.toml")]) == 0
+        assert main(["node", "run", "--config", str(sweden / "node.toml")]) == 0
         source = open_source(load_hub_config(hub_config))
-        [record] = source.records(YEAR)
+        records = {r.country: r for r in source.records(YEAR)}
     finally:
         stop_process(proc)
-    assert '"spec_id":"WG-NEW"' in dsse_payload(record.envelope)
+    assert '"spec_id":"WG-NEW"' in dsse_payload(records["NO"].envelope)
+    assert '"spec_id":"WG-NEW"' not in dsse_payload(records["SE"].envelope)
+    assert main(["hub", "report", "--config", str(hub_config), "--year", str(YEAR),
+                 "--out", str(tmp_path / "report")]) == 0
+    html = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    provenance = html.split('id="h-provenance"')[1]
+    assert "<td>2026.2</td>" in provenance.split("Norway (NO)")[1].split("</tr>")[0]
+    assert "<td>2026.1</td>" in provenance.split("Sweden (SE)")[1].split("</tr>")[0]
+    new = html.split('id="WG-NEW"')[1].split("</section>")[0]
+    assert "release 2026.2<" in new and "not submitted" in new  # Sweden's column
+    assert "release 2026.2, 2026.1<" in html.split('id="RESP-MED"')[1]
 
 
 def dsse_payload(envelope_text: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -31,6 +32,7 @@ from emsbench.wire import (
     Withdrawal,
 )
 from hub.api import create_app
+from hub.catalogues import Catalogues
 from hub.config import HubConfig, PolicyConfig
 from hub.store import Store
 from hub.trust_file import write_registry
@@ -70,22 +72,26 @@ def hb() -> ModuleType:
 class Hub:
     """A hub under test with the keys of two trusted countries (NO, SE)."""
 
-    def __init__(self, tmp: Path, max_body_bytes: int = 5_000_000, **policy: Any) -> None:
+    def __init__(self, tmp: Path, max_body_bytes: int = 5_000_000, specs: Path | None = None,
+                 earlier_specs: Sequence[Path] = (), **policy: Any) -> None:
         self.tmp = tmp
-        spec_dir = tmp / "specs"
-        write_specs(spec_dir)
+        spec_dir = specs or tmp / "specs"
+        if specs is None:
+            write_specs(spec_dir)
         self.specs: list[IndicatorSpec] = load_specs(spec_dir)
         self.catalogue = catalogue_sha256(self.specs)
         self.keys = {"NO": dsse.generate_key(), "SE": dsse.generate_key()}
         write_registry(tmp / "trust.toml",
                        {c: [dsse.public_key_b64(k.public_key)] for c, k in self.keys.items()})
         self.config = HubConfig(database=tmp / "hub.duckdb", trust_registry=tmp / "trust.toml",
-                                specs=spec_dir, max_body_bytes=max_body_bytes,
+                                specs=spec_dir, earlier_specs=list(earlier_specs),
+                                max_body_bytes=max_body_bytes,
                                 policy=PolicyConfig(**policy))
         self.app = create_app(self.config)
         self.client = TestClient(self.app)
         self.store: Store = self.app.state.hub.store
         self.hub_key: dsse.KeyPair = self.app.state.hub.key
+        self.catalogues: Catalogues = self.app.state.hub.catalogues
 
     def results(self) -> list[IndicatorResult]:
         return list(load_hub_bench().sample_results(self.specs))

@@ -46,7 +46,8 @@ def test_health_reports_version_count_and_catalogue(hub: Hub) -> None:
     r = hub.client.get("/v1/health")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "version": __version__, "submissions": 0,
-                        "catalogue": hub.catalogue, "trust_reloads": 0, "trust_error": None}
+                        "catalogue": hub.catalogue, "trust_reloads": 0, "trust_error": None,
+                        "catalogues": [{"id": hub.catalogue, "name": "unreleased"}]}
 
 
 def test_valid_submission_is_accepted_with_a_signed_receipt(hub: Hub) -> None:

@@ -154,8 +154,8 @@ class Intake:
         assert outcome == ("accepted" if status == 201 else "duplicate")
         [record] = [r for r in hub.store.records() if r.submission_id == receipt["submission_id"]]
         assert record.envelope == body.decode("utf-8") or status == 200
-        doc, problems = recheck(record, self.trust.current(), hub.specs, self.policy,
-                                hub.catalogue)
+        doc, problems = recheck(record, self.trust.current(), hub.catalogues,
+                                self.policy)
         assert doc is not None and problems == [], problems
         self.outcomes[f"{status} accepted"] += 1
 

@@ -326,14 +326,14 @@ ATTACKS: list[Any] = [
 
 def view_of(hub: Hub) -> PeriodView:
     return period_view(hub.store.records(YEAR), YEAR, TrustRegistry.load(
-        hub.config.trust_registry), hub.specs, hub.config.policy.policy())
+        hub.config.trust_registry), hub.catalogues, hub.config.policy.policy())
 
 
 def publish(hub: Hub, out: Path) -> tuple[PeriodView, str, list[dict[str, str]]]:
     """Build the report and the CSV from the ledger; return the view, HTML and CSV rows."""
     view = view_of(hub)
-    html = build_report(view, hub.specs, out / "report").read_text(encoding="utf-8")
-    path = export_csv(view, hub.specs, out / "figures.csv")
+    html = build_report(view, hub.catalogues, out / "report").read_text(encoding="utf-8")
+    path = export_csv(view, hub.catalogues, out / "figures.csv")
     with path.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     return view, html, rows

@@ -53,13 +53,13 @@ def accept_se(hub: Hub) -> None:
 
 
 def view_from(hub: Hub, records: list[Record], policy: Policy | None = None) -> PeriodView:
-    return period_view(records, YEAR, TrustRegistry.load(hub.config.trust_registry), hub.specs,
+    return period_view(records, YEAR, TrustRegistry.load(hub.config.trust_registry), hub.catalogues,
                        policy or hub.config.policy.policy())
 
 
 def publish(hub: Hub, view: PeriodView, out: Path) -> tuple[str, list[dict[str, str]]]:
-    html = build_report(view, hub.specs, out / "report").read_text(encoding="utf-8")
-    with export_csv(view, hub.specs, out / "figures.csv").open(encoding="utf-8") as fh:
+    html = build_report(view, hub.catalogues, out / "report").read_text(encoding="utf-8")
+    with export_csv(view, hub.catalogues, out / "figures.csv").open(encoding="utf-8") as fh:
         return html, list(csv.DictReader(fh))
 
 
@@ -130,7 +130,10 @@ def test_a_withdrawal_for_another_catalogue_does_not_hide_the_country(hub: Hub) 
     store_directly(hub, hub.withdrawal(revision=2).model_copy(update={"catalogue": "0" * 64}))
     view = view_from(hub, hub.store.records(YEAR))
     assert sorted(s.country for s in view.submissions) == ["NO", "SE"]
-    assert view.withdrawals == [] and view.set_aside == []
+    assert view.withdrawals == []
+    # the unknown release's withdrawal is named, not silently dropped
+    [note] = view.set_aside
+    assert note.country == "NO" and "no longer accepts" in note.reason
 
 
 def test_tampered_envelope_in_the_database_is_set_aside(hub: Hub, tmp_path: Path) -> None:
@@ -222,9 +225,9 @@ def test_revisions_of_another_catalogue_are_named(hub: Hub, tmp_path: Path) -> N
     store_directly(hub, hub.submission().model_copy(update={"catalogue": "d" * 64}))
     view = view_from(hub, hub.store.records(YEAR))
     [note] = view.set_aside
-    assert note.country == "NO" and "another indicator catalogue" in note.reason
+    assert note.country == "NO" and "release this hub no longer accepts" in note.reason
     html, rows = publish(hub, view, tmp_path)
-    assert "another indicator catalogue" in html and "NO" not in countries_in(rows)
+    assert "release this hub no longer accepts" in html and "NO" not in countries_in(rows)
 
 
 def test_set_aside_notes_are_escaped_in_the_report(hub: Hub, tmp_path: Path) -> None:
@@ -248,16 +251,16 @@ def test_recheck_of_a_sound_record(hub: Hub) -> None:
     assert hub.post(hub.envelope(hub.submission())).status_code == 201
     [record] = hub.store.records(YEAR)
     trust = TrustRegistry.load(hub.config.trust_registry)
-    doc, problems = recheck(record, trust, hub.specs, hub.config.policy.policy())
+    doc, problems = recheck(record, trust, hub.catalogues, hub.config.policy.policy())
     assert problems == [] and doc == hub.submission()
     # A record read back through the API (to_json/from_json) rechecks the same.
     again = Record.from_json(json.loads(json.dumps(record.to_json())))
     assert again == record
-    assert recheck(again, trust, hub.specs, hub.config.policy.policy()) == (doc, [])
+    assert recheck(again, trust, hub.catalogues, hub.config.policy.policy()) == (doc, [])
     # A record claiming to be received before its document was created is caught.
     early = replace(record, received_at=record.received_at.replace(year=2024))
     assert any("created_at_out_of_window" in p for p in recheck(
-        early, trust, hub.specs, hub.config.policy.policy())[1])
+        early, trust, hub.catalogues, hub.config.policy.policy())[1])
 
 
 def test_a_raised_max_count_does_not_break_the_report(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from emsbench.wire import (
     Submission,
     Withdrawal,
 )
+from hub.catalogues import Catalogues
 from hub.export import COLUMNS
 from hub.ledger import Note, PeriodView, Standing
 from hub.merge import data_quality_rows, merge
@@ -149,7 +150,7 @@ def fixture_view(specs: list[IndicatorSpec] | None = None) -> PeriodView:
 
 
 def render_preview(out_dir: Path | str) -> Path:
-    return build_report(fixture_view(), fixture_specs(), out_dir)
+    return build_report(fixture_view(), Catalogues.of(fixture_specs()), out_dir)
 
 
 class _Checker(HTMLParser):
@@ -259,7 +260,8 @@ def test_provenance_names_each_standing_document_and_revision(html: str) -> None
     assert "Where the figures come from" in html
     for country in COUNTRIES:
         rev = 2 if country == "SE" else 1
-        assert (f"<code>{country}-{YEAR}-{rev:02d}</code></td><td class=\"num\">{rev}</td>"
+        assert (f"<code>{country}-{YEAR}-{rev:02d}</code></td><td>unreleased</td>"
+                f"<td class=\"num\">{rev}</td>"
                 f"<td>2026-02-01 10:00 UTC</td><td>published</td>") in section
     # one row per standing document and per note, in the benchmark's country order
     rows = re.findall(r'<tr(?: class="setaside")?><th scope="row">[^<]*\((\w+)\)</th>',
@@ -286,13 +288,13 @@ def test_footer_names_time_software_and_spec_versions(html: str) -> None:
 
 def test_provenance_rows() -> None:
     view = fixture_view()
-    rows = provenance(view)
+    rows = provenance(view, Catalogues.of(fixture_specs(), name="2026.1"))
     assert [r["country"] for r in rows] == ["NO", "SE", "DK", "DK", "FI", "IS", "US"]
     se = rows[1]
     assert se == {"country": "SE", "what": "submission", "submission_id": f"SE-{YEAR}-02",
                   "revision": "2", "received_at": "2026-02-01 10:00 UTC",
                   "payload_sha256": view.standing[1].record.payload_sha256,
-                  "note": "published"}
+                  "release": "2026.1", "note": "published"}
     dk_note = rows[3]
     assert (dk_note["what"], dk_note["submission_id"], dk_note["revision"]) == (
         "set aside", f"DK-{YEAR}-02", "2")
@@ -307,15 +309,15 @@ def test_a_withdrawn_country_is_not_published(tmp_path: Path) -> None:
                             revision=3, created_at=datetime(2026, 2, 3, tzinfo=UTC),
                             reason="figures recalled for review")
     view = PeriodView(YEAR, standing=[standing(no), standing(withdrawal)])
-    text = build_report(view, specs, tmp_path).read_text(encoding="utf-8")
+    text = build_report(view, Catalogues.of(specs), tmp_path).read_text(encoding="utf-8")
     _well_formed(text)
     section = _provenance_section(text)
-    assert f"<code>SE-{YEAR}-03</code></td><td class=\"num\">3</td>" in section
+    assert f"<code>SE-{YEAR}-03</code></td><td>unreleased</td><td class=\"num\">3</td>" in section
     assert "withdrawn: figures recalled for review" in section
     quality = text.split('id="h-quality"')[1].split("</section>")[0]
     read = quality.split('<th scope="row">Read</th>')[1].split("</tr>")[0]
     assert read.split("</td>")[1] == '<td class="num"><span class="na">not submitted</span>'
-    csv_path = export_csv(view, specs, tmp_path / "figures.csv")
+    csv_path = export_csv(view, Catalogues.of(specs), tmp_path / "figures.csv")
     with csv_path.open(encoding="utf-8", newline="") as fh:
         countries = {r["country"] for r in csv.DictReader(fh)}
     assert countries == {"NO", "NORDIC"}
@@ -329,23 +331,23 @@ def test_a_year_with_only_set_aside_revisions_still_reports_why(tmp_path: Path) 
         # what the ledger notes when a country sent only with another catalogue release
         Note("SE", YEAR, "", 0, "1 revision(s) computed with another indicator catalogue "
              "release; the country must submit with the current catalogue")])
-    text = build_report(view, specs, tmp_path).read_text(encoding="utf-8")
+    text = build_report(view, Catalogues.of(specs), tmp_path).read_text(encoding="utf-8")
     _well_formed(text)
     section = _provenance_section(text)
     assert "<strong>Set aside:</strong> key_revoked: &lt;script&gt;" in section
     # a note without a document id or revision shows dashes, not empty cells
     se = section.split("Sweden (SE)")[1].split("</tr>")[0]
-    assert '<code>–</code></td><td class="num">–</td><td>–</td>' in se
+    assert '<code>–</code></td><td>–</td><td class="num">–</td><td>–</td>' in se
     assert "another indicator catalogue release" in se
     assert "<script" not in text
     assert "No country submitted this indicator for 2025." in text
-    path = export_csv(view, specs, tmp_path / "figures.csv")
+    path = export_csv(view, Catalogues.of(specs), tmp_path / "figures.csv")
     assert path.read_text(encoding="utf-8") == ",".join(COLUMNS) + "\n"
 
 
 def test_export_csv_writes_the_merged_figures_of_the_view(tmp_path: Path) -> None:
     specs, view = fixture_specs(), fixture_view()
-    path = export_csv(view, specs, tmp_path / "out" / "figures.csv")
+    path = export_csv(view, Catalogues.of(specs), tmp_path / "out" / "figures.csv")
     with path.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     figures = merge(view.submissions, specs, YEAR)
@@ -368,9 +370,9 @@ def test_write_report_without_provenance_has_no_provenance_table(tmp_path: Path)
 def test_glue_refuses_an_empty_year(tmp_path: Path) -> None:
     specs = fixture_specs()
     with pytest.raises(ValueError, match="no accepted submissions for 2025: run the nodes"):
-        build_report(PeriodView(YEAR), specs, tmp_path)
+        build_report(PeriodView(YEAR), Catalogues.of(specs), tmp_path)
     with pytest.raises(ValueError, match="no accepted submissions for 2025"):
-        export_csv(PeriodView(YEAR), specs, tmp_path / "x.csv")
+        export_csv(PeriodView(YEAR), Catalogues.of(specs), tmp_path / "x.csv")
     assert not (tmp_path / "index.html").exists() and not (tmp_path / "x.csv").exists()
 
 
@@ -378,4 +380,4 @@ def test_provenance_shows_received_time_in_utc() -> None:
     no = fixture_submissions(fixture_specs())[0]
     oslo = timezone(timedelta(hours=1))
     view = PeriodView(YEAR, standing=[standing(no, datetime(2026, 2, 1, 11, 0, tzinfo=oslo))])
-    assert provenance(view)[0]["received_at"] == "2026-02-01 10:00 UTC"
+    assert provenance(view, Catalogues.of(fixture_specs()))[0]["received_at"] == "2026-02-01 10:00 UTC"
