@@ -111,8 +111,8 @@ def open_missions(path: Path, year: int, workdir: Path, threads: int | None = No
 
 
 def ingest(con: duckdb.DuckDBPyConnection, path: Path, year: int) -> IngestReport:
-    """Load ``path`` into ``con``; the valid rows are the view ``missions``. Return counts
-    by reject reason.
+    """Load ``path`` into ``con``; the valid rows, and nothing else, are the table
+    ``missions``. Return counts by reject reason.
 
     Runs before the sandbox is locked (it is the only step that reads a file).
     """
@@ -138,8 +138,12 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, year: int) -> IngestRepor
     except duckdb.Error as exc:
         raise InputError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
     counts = con.execute("SELECT _reject_reason, count(*) FROM checked GROUP BY ALL").fetchall()
-    con.execute("CREATE VIEW missions AS SELECT * EXCLUDE (_reject_reason) FROM checked "
-                "WHERE _reject_reason IS NULL")
+    # The sandbox then holds the valid rows only, as table ``missions``: rejected rows are
+    # deleted, not hidden behind a view, so nothing a spec could reach holds them. (DELETE
+    # marks rows; it does not copy the table.)
+    con.execute("DELETE FROM checked WHERE _reject_reason IS NOT NULL")
+    con.execute("ALTER TABLE checked DROP COLUMN _reject_reason")
+    con.execute("ALTER TABLE checked RENAME TO missions")
     by_reason = {str(r): int(n) for r, n in counts if r is not None}
     accepted = sum(int(n) for r, n in counts if r is None)
     return IngestReport(

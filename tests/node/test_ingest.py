@@ -39,6 +39,24 @@ def test_rejected_rows_are_counted_by_first_failing_check(write_missions, name) 
     assert types == model.duckdb_types()
 
 
+def test_the_sandbox_holds_the_valid_rows_and_nothing_else(write_missions, tmp_path: Path  # type: ignore[no-untyped-def]
+                                                           ) -> None:
+    """Rejected rows are gone from the node's sandbox, not hidden behind a view: no table,
+    view or column a spec could reach holds them."""
+    from node.ingest import open_missions
+
+    secret = {**GOOD, "mission_id": "REJECTED-ROW", "patient_age": 121}
+    con, report = open_missions(write_missions([GOOD, secret], "m.parquet"), 2025, tmp_path)
+    assert report.rows_accepted == 1
+    objects = con.execute("SELECT table_name FROM duckdb_tables() UNION ALL "
+                          "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    assert objects == [("missions",)]
+    assert con.execute("SELECT count(*) FROM missions").fetchone() == (1,)
+    assert "_reject_reason" not in [r[0] for r in con.execute("DESCRIBE missions").fetchall()]
+    assert con.execute("SELECT count(*) FROM missions WHERE mission_id = 'REJECTED-ROW'"
+                       ).fetchone() == (0,)
+
+
 def test_csv_text_that_does_not_parse_rejects_its_row(tmp_path: Path) -> None:
     csv = tmp_path / "m.csv"
     csv.write_text("mission_id,call_received,urgency_level,service_type,patient_age\n"
