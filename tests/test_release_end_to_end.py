@@ -18,7 +18,8 @@ from pathlib import Path
 
 from emsbench.cli import main
 from emsbench.demo import free_port, start_hub, stop_process, write_hub_config
-from emsbench.specs import default_spec_dir
+from emsbench.specs import catalogue_sha256, default_spec_dir, load_specs
+from hub.catalogues import release_name
 from hub.config import load_hub_config
 from hub.signing import load_or_create_hub_key, public_key_path
 from hub.source import open_source
@@ -28,6 +29,7 @@ from node.keys import keygen
 from node.synth.generator import generate
 
 YEAR = 2025
+NEW = "2099.1"  # the working group's new release, after every release of the repository
 
 
 def test_new_indicator_released_by_two_of_three_runs_through_node_and_hub(
@@ -42,9 +44,9 @@ def test_new_indicator_released_by_two_of_three_runs_through_node_and_hub(
         lines += ["[[approver]]", f'name = "approver {i + 1}"', f'key = "{pub}"']
     (tmp_path / "approvers.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     one, two = tmp_path / "one-signature.json", tmp_path / "release.json"
-    assert main(["specs", "release", "--name", "2026.2", "--dir", str(specs),
+    assert main(["specs", "release", "--name", NEW, "--dir", str(specs),
                  "--key", str(approvers[0]), "--out", str(two)]) == 0
-    assert (specs / "releases" / "2026.2.json").is_file()  # now in the release history
+    assert (specs / "releases" / f"{NEW}.json").is_file()  # now in the release history
     shutil.copyfile(two, one)  # as the first approver left it: one signature
     assert main(["specs", "approve", "--release", str(two), "--key", str(approvers[2])]) == 0
     assert main(["specs", "check-release", "--release", str(two), "--approvers",
@@ -69,7 +71,7 @@ def test_new_indicator_released_by_two_of_three_runs_through_node_and_hub(
     write_node_config(sweden / "node.toml", NodeConfig(
         country="SE", year=YEAR, data=Path("data.parquet"), key=Path("SE.pem"),
         outbox=Path("outbox"), hub_url=f"http://127.0.0.1:{port}",
-        hub_key=public_key_path(hub_key)))  # the packaged catalogue, release 2026.1
+        hub_key=public_key_path(hub_key)))  # the packaged catalogue, its latest release
     write_registry(tmp_path / "hub" / "trust.toml", {"NO": [pub], "SE": [se_pub]})
     for release, name in ((one, "short.toml"), (two, "node.toml")):
         write_node_config(node / name, NodeConfig(
@@ -94,11 +96,13 @@ def test_new_indicator_released_by_two_of_three_runs_through_node_and_hub(
                  "--out", str(tmp_path / "report")]) == 0
     html = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
     provenance = html.split('id="h-provenance"')[1]
-    assert "<td>2026.2</td>" in provenance.split("Norway (NO)")[1].split("</tr>")[0]
-    assert "<td>2026.1</td>" in provenance.split("Sweden (SE)")[1].split("</tr>")[0]
+    packaged = release_name(default_spec_dir(), catalogue_sha256(load_specs()))
+    assert packaged != "unreleased"  # the packaged catalogue is recorded as a release
+    assert f"<td>{NEW}</td>" in provenance.split("Norway (NO)")[1].split("</tr>")[0]
+    assert f"<td>{packaged}</td>" in provenance.split("Sweden (SE)")[1].split("</tr>")[0]
     new = html.split('id="WG-NEW"')[1].split("</section>")[0]
-    assert "release 2026.2<" in new and "not submitted" in new  # Sweden's column
-    assert "release 2026.2, 2026.1<" in html.split('id="RESP-MED"')[1]
+    assert f"release {NEW}<" in new and "not submitted" in new  # Sweden's column
+    assert f"release {NEW}, {packaged}<" in html.split('id="RESP-MED"')[1]
 
 
 def dsse_payload(envelope_text: str) -> str:

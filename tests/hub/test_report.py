@@ -380,4 +380,5 @@ def test_provenance_shows_received_time_in_utc() -> None:
     no = fixture_submissions(fixture_specs())[0]
     oslo = timezone(timedelta(hours=1))
     view = PeriodView(YEAR, standing=[standing(no, datetime(2026, 2, 1, 11, 0, tzinfo=oslo))])
-    assert provenance(view, Catalogues.of(fixture_specs()))[0]["received_at"] == "2026-02-01 10:00 UTC"
+    [row] = provenance(view, Catalogues.of(fixture_specs()))
+    assert row["received_at"] == "2026-02-01 10:00 UTC"
