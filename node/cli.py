@@ -16,6 +16,7 @@ from emsbench.cli import CommandError
 if TYPE_CHECKING:
     from node.config import NodeConfig
     from node.delivery import Outcome
+    from node.ingest import IngestReport
     from node.outbox import Entry
 
 
@@ -74,6 +75,26 @@ def _finish(outcomes: list[Outcome], args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest_summary(r: IngestReport) -> str:
+    """A few lines: what was read, what was rejected or emptied, and where the detail is."""
+    def counts(d: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v:,}" for k, v in d.items()) or "none"
+
+    lines = [f"rows read {r.rows_read:,}, accepted {r.rows_accepted:,}, rejected "
+             f"{r.rows_read - r.rows_accepted:,}: {counts(r.rejected_by_reason)}"]
+    if r.nulled_by_reason:
+        lines.append(f"values set to empty (optional fields): {counts(r.nulled_by_reason)}")
+    if r.out_of_order:
+        lines.append(f"times out of order (kept; intervals exclude them): "
+                     f"{counts(r.out_of_order)}")
+    if r.renamed_columns:
+        lines.append("columns matched: " + ", ".join(
+            f"{h!r} as {c}" for h, c in r.renamed_columns.items()))
+    if r.rejects_file is not None:
+        lines.append(f"rejects file (stays on this node): {r.rejects_file}")
+    return "\n".join(lines)
+
+
 def _run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     from node.flow import run_node
@@ -83,6 +104,8 @@ def _run(args: argparse.Namespace) -> int:
     except _failures() as exc:
         raise CommandError(str(exc)) from exc
     sub = result.submission
+    if result.ingest is not None:
+        print(_ingest_summary(result.ingest))
     print(f"submission {sub.submission_id} (revision {sub.revision}) written to "
           f"{result.outbox_file}")
     if result.delivery is None:

@@ -7,8 +7,10 @@ be moved or copied as a whole. The audit log and the working folder default to
 
 from __future__ import annotations
 
+import codecs
 import tomllib
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -23,9 +25,13 @@ from emsbench.conformance import SMALLEST_THRESHOLD
 from emsbench.files import toml_string
 
 PATH_KEYS = ("data", "key", "outbox", "specs", "hub_key", "audit_log", "workdir", "release",
-             "approvers")
+             "approvers", "reports")
 DEFAULT_AUDIT_LOG = Path("audit.jsonl")
 DEFAULT_WORKDIR = Path("work")
+DEFAULT_REPORTS = Path("reports")
+# The time zone a country's centres record local times in, when node.toml does not say.
+COUNTRY_TIME_ZONES = {"NO": "Europe/Oslo", "SE": "Europe/Stockholm", "DK": "Europe/Copenhagen",
+                      "FI": "Europe/Helsinki", "IS": "Atlantic/Reykjavik"}
 
 
 class NodeConfig(BaseModel):
@@ -50,6 +56,39 @@ class NodeConfig(BaseModel):
     audit_log: Path = Field(DEFAULT_AUDIT_LOG, description="The node's hash-chained log")
     workdir: Path = Field(DEFAULT_WORKDIR, description="Scratch folder for the working "
                           "database (0700, emptied after every run)")
+    reports: Path = Field(DEFAULT_REPORTS, description="Folder for what stays on the node: "
+                          "the rejects file (row-level, 0600)")
+    timezone: str = Field("", description="IANA time zone the centres record local times in; "
+                          "times with a UTC offset are converted to it. Empty: the country's "
+                          "(Europe/Oslo for NO ...), UTC elsewhere")
+    encoding: str = Field("", description="Text encoding of a CSV input; empty = UTF-8 "
+                          "(e.g. windows-1252 for an ANSI export)")
+
+    @property
+    def time_zone(self) -> str:
+        return self.timezone or COUNTRY_TIME_ZONES.get(self.country, "UTC")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        if v:
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {v!r}; use an IANA name such as "
+                                 "Europe/Oslo or America/Chicago") from None
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str) -> str:
+        if v:
+            try:
+                codecs.lookup(v)
+            except LookupError:
+                raise ValueError(f"unknown encoding {v!r}; use e.g. utf-8, windows-1252, "
+                                 "iso-8859-1 or utf-16") from None
+        return v
 
     @field_validator("hub_url")
     @classmethod
@@ -89,6 +128,7 @@ def load_node_config(path: Path) -> NodeConfig:
     base = path.resolve().parent
     section.setdefault("audit_log", str(DEFAULT_AUDIT_LOG))
     section.setdefault("workdir", str(DEFAULT_WORKDIR))
+    section.setdefault("reports", str(DEFAULT_REPORTS))
     for key in PATH_KEYS:
         value = section.get(key)
         if isinstance(value, str) and value:

@@ -51,6 +51,7 @@ class NodeResult:
     submission: Submission
     outbox_file: Path
     delivery: Outcome | None  # None: no hub configured
+    ingest: IngestReport | None = None
 
     @property
     def receipt(self) -> Receipt | None:
@@ -76,11 +77,26 @@ def load_specs_task(cfg: NodeConfig) -> list[IndicatorSpec]:
 
 
 @task(name="read-and-validate", cache_policy=NO_CACHE, persist_result=False)
-def read_task(cfg: NodeConfig, workdir: Path) -> tuple[duckdb.DuckDBPyConnection, IngestReport]:
-    con, report = open_missions(cfg.data, cfg.year, workdir, threads=cfg.threads or None)
+def read_task(cfg: NodeConfig, workdir: Path, specs: list[IndicatorSpec]
+              ) -> tuple[duckdb.DuckDBPyConnection, IngestReport]:
+    # A column the catalogue stratifies on cannot be absent: every figure would go to
+    # stratum "unknown" and still look valid.
+    strata = tuple(dict.fromkeys(c for s in specs for c in s.strata))
+    con, report = open_missions(cfg.data, cfg.year, workdir, threads=cfg.threads or None,
+                                timezone=cfg.time_zone, encoding=cfg.encoding or None,
+                                required=strata,
+                                rejects=cfg.reports / f"rejects-{cfg.year}.csv")
     log = get_run_logger()
     log.info("%s: %d rows read, %d accepted, rejected by reason: %s", cfg.data.name,
              report.rows_read, report.rows_accepted, report.rejected_by_reason or "none")
+    if report.nulled_by_reason:
+        log.warning("values set to empty (optional fields that failed a check): %s",
+                    report.nulled_by_reason)
+    if report.out_of_order:
+        log.warning("accepted rows with times out of order (specs exclude negative "
+                    "intervals): %s", report.out_of_order)
+    if report.rejects_file is not None:
+        log.info("every rejected row and emptied value: %s", report.rejects_file)
     if report.missing_optional_columns:
         log.warning("columns absent from the input (treated as empty): %s",
                     ", ".join(report.missing_optional_columns))
@@ -170,13 +186,13 @@ def node_flow(config_path: Path) -> NodeResult:
         if work.removed:
             get_run_logger().warning("removed working files left in %s by a run that did "
                                      "not finish: %s", work.path, ", ".join(work.removed))
-        con, report = read_task(cfg, work.path)
+        con, report = read_task(cfg, work.path, specs)
         results = compute_task(con, specs, cfg.disclosure_threshold)
     signed = sign_task(cfg, specs, report, results)
     outcome = deliver_task(signed.path, cfg) if cfg.hub_url else None
     if not isinstance(signed.doc, Submission):  # sign_task builds submissions only
         raise TypeError(f"{signed.path} holds a {type(signed.doc).__name__}")
-    return NodeResult(signed.doc, signed.path, outcome)
+    return NodeResult(signed.doc, signed.path, outcome, report)
 
 
 @flow(name="emsbench-node-send", log_prints=True)

@@ -29,11 +29,13 @@ def test_rejected_rows_are_counted_by_first_failing_check(write_missions, name) 
             {**GOOD, "urgency_level": None, "patient_age": 200}]
     con, report = _ingest(write_missions(rows, name))
     assert report.rows_read == 7
-    assert report.rows_accepted == 2
+    assert report.rows_accepted == 3
     assert report.rejected_by_reason == {
-        "missing:urgency_level": 2, "invalid_code:urgency_level": 1,
-        "out_of_range:patient_age": 1, "outside_period": 1}
-    assert con.execute("SELECT count(*) FROM missions").fetchone() == (2,)
+        "missing:urgency_level": 2, "invalid_code:urgency_level": 1, "outside_period": 1}
+    # an optional field out of range is set to NULL and counted, not a reason to reject
+    assert report.nulled_by_reason == {"out_of_range:patient_age": 1}
+    assert con.execute("SELECT count(*) FROM missions").fetchone() == (3,)
+    assert con.execute("SELECT count(*) FROM missions WHERE patient_age IS NULL").fetchone() == (1,)
     types = dict(con.execute("SELECT column_name, column_type FROM "
                              "(DESCRIBE missions)").fetchall())
     assert types == model.duckdb_types()
@@ -45,7 +47,7 @@ def test_the_sandbox_holds_the_valid_rows_and_nothing_else(write_missions, tmp_p
     view or column a spec could reach holds them."""
     from node.ingest import open_missions
 
-    secret = {**GOOD, "mission_id": "REJECTED-ROW", "patient_age": 121}
+    secret = {**GOOD, "mission_id": "REJECTED-ROW", "urgency_level": "U7"}
     con, report = open_missions(write_missions([GOOD, secret], "m.parquet"), 2025, tmp_path)
     assert report.rows_accepted == 1
     objects = con.execute("SELECT table_name FROM duckdb_tables() UNION ALL "
@@ -64,18 +66,20 @@ def test_csv_text_that_does_not_parse_rejects_its_row(tmp_path: Path) -> None:
                    "b,yesterday,U1,emergency,44\n"
                    "c,2025-01-01 10:00:00,U2,emergency,forty\n", encoding="utf-8")
     con, report = _ingest(csv)
-    assert report.rows_accepted == 1
-    assert report.rejected_by_reason == {"unparseable:call_received": 1,
-                                         "unparseable:patient_age": 1}
+    assert report.rows_accepted == 2
+    assert report.rejected_by_reason == {"unparseable:call_received": 1}
+    assert report.nulled_by_reason == {"unparseable:patient_age": 1}  # optional: set to NULL
     assert "arrived_scene" in report.missing_optional_columns
-    row = con.execute("SELECT mission_id, patient_age, arrived_scene FROM missions").fetchone()
-    assert row == ("a", 44, None)
+    rows = con.execute("SELECT mission_id, patient_age, arrived_scene FROM missions "
+                       "ORDER BY mission_id").fetchall()
+    assert rows == [("a", 44, None), ("c", None, None)]
 
 
 def test_missing_required_column_stops_with_a_clear_error(tmp_path: Path) -> None:
     csv = tmp_path / "m.csv"
     csv.write_text("mission_id,call_received\na,2025-01-01 10:00:00\n", encoding="utf-8")
-    with pytest.raises(InputError, match=r"lacks required column.*urgency_level"):
+    with pytest.raises(InputError, match=r"required column\(s\) \['urgency_level', "
+                       r"'service_type'\] are missing"):
         _ingest(csv)
 
 
@@ -99,13 +103,14 @@ def test_v2_columns_are_validated(write_missions, name) -> None:  # type: ignore
             {**GOOD, "destination_type": "pci"},
             {**GOOD, "stroke_scale_type": "fast_track"}]
     con, report = _ingest(write_missions(rows, name))
-    assert report.rows_accepted == 1
-    assert report.rejected_by_reason == {
+    # optional fields: a failing value is set to NULL and counted; the rows stay
+    assert report.rows_accepted == 6 and report.rejected_by_reason == {}
+    assert report.nulled_by_reason == {
         "out_of_range:gcs_total": 2, "invalid_code:avpu": 1,
         "invalid_code:destination_type": 1, "invalid_code:stroke_scale_type": 1}
-    row = con.execute("SELECT gcs_total, avpu, destination_type, stroke_scale_type, "
-                      "med_aspirin_time FROM missions").fetchone()
-    assert row is not None and row[:4] == (3, "unresponsive", "pci_centre", "befast")
+    rows = con.execute("SELECT gcs_total, avpu, destination_type, stroke_scale_type "
+                       "FROM missions ORDER BY gcs_total NULLS LAST").fetchall()
+    assert rows == [(3, "unresponsive", "pci_centre", "befast")] + [(None,) * 4] * 5
 
 
 def test_derived_columns_come_from_their_source_never_from_the_file(tmp_path: Path) -> None:
