@@ -128,7 +128,9 @@ def setup_country(out: Path, country: str, year: int, rows: int, hub_url: str,
     started = time.monotonic()
     generate(country, year, data, rows=rows, seed=seed)
     say(f"  {country}: {rows:,} synthetic missions in {time.monotonic() - started:.1f} s")
-    cfg = NodeConfig(country=country, year=year, data=Path(data.name), key=Path(key.name),
+    # The demo runs unattended; a real node reviews before it sends (review = true).
+    cfg = NodeConfig(review=False, country=country, year=year, data=Path(data.name),
+                     key=Path(key.name),
                      outbox=Path("outbox"), hub_url=hub_url, hub_key=hub_key,
                      disclosure_threshold=threshold, release=release and release[0],
                      approvers=release and release[1])

@@ -39,7 +39,10 @@ class NodeConfig(BaseModel):
 
     country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166 code, e.g. NO")
     year: int = Field(ge=1990, le=2100, description="Reporting year (calls received in it)")
-    data: Path = Field(description="Input file: .parquet or .csv in the common model")
+    data: Path = Field(description="Input: a .parquet or .csv file in the common model, or "
+                       "what 'format' reads (a folder of NEMSIS tables, a national export)")
+    format: str = Field("common", description="Input format, one of node.adapters.FORMATS: "
+                        "common, nemsis, national-no, national-se, ...")
     key: Path = Field(description="Ed25519 private key (PEM) of this country")
     outbox: Path = Field(description="Folder where every signed submission is written")
     hub_url: str = Field("", description="Hub base URL; empty = write the outbox only")
@@ -56,6 +59,9 @@ class NodeConfig(BaseModel):
     audit_log: Path = Field(DEFAULT_AUDIT_LOG, description="The node's hash-chained log")
     workdir: Path = Field(DEFAULT_WORKDIR, description="Scratch folder for the working "
                           "database (0700, emptied after every run)")
+    review: bool = Field(True, description="Stop after signing until the operator has "
+                         "reviewed the release preview and run `emsbench node approve`; "
+                         "false: send at once (unattended runs)")
     reports: Path = Field(DEFAULT_REPORTS, description="Folder for what stays on the node: "
                           "the rejects file (row-level, 0600)")
     timezone: str = Field("", description="IANA time zone the centres record local times in; "
@@ -77,6 +83,15 @@ class NodeConfig(BaseModel):
             except (ZoneInfoNotFoundError, ValueError):
                 raise ValueError(f"unknown time zone {v!r}; use an IANA name such as "
                                  "Europe/Oslo or America/Chicago") from None
+        return v
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        from node.adapters import FORMATS
+
+        if v not in FORMATS:
+            raise ValueError(f"unknown input format {v!r}; use one of {', '.join(FORMATS)}")
         return v
 
     @field_validator("encoding")

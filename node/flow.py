@@ -84,7 +84,7 @@ def read_task(cfg: NodeConfig, workdir: Path, specs: list[IndicatorSpec]
     strata = tuple(dict.fromkeys(c for s in specs for c in s.strata))
     con, report = open_missions(cfg.data, cfg.year, workdir, threads=cfg.threads or None,
                                 timezone=cfg.time_zone, encoding=cfg.encoding or None,
-                                required=strata,
+                                required=strata, fmt=cfg.format,
                                 rejects=cfg.reports / f"rejects-{cfg.year}.csv")
     log = get_run_logger()
     log.info("%s: %d rows read, %d accepted, rejected by reason: %s", cfg.data.name,

@@ -149,8 +149,8 @@ def missions_select() -> str:
 
 def open_missions(path: Path, year: int, workdir: Path, threads: int | None = None, *,
                   timezone: str = "UTC", encoding: str | None = None,
-                  required: tuple[str, ...] = (), rejects: Path | None = None
-                  ) -> tuple[duckdb.DuckDBPyConnection, IngestReport]:
+                  required: tuple[str, ...] = (), rejects: Path | None = None,
+                  fmt: str = "common") -> tuple[duckdb.DuckDBPyConnection, IngestReport]:
     """A locked sandbox holding the validated missions of ``path``, and the counts.
 
     The working database is a file in ``workdir`` (deleted with that folder by the caller).
@@ -159,7 +159,8 @@ def open_missions(path: Path, year: int, workdir: Path, threads: int | None = No
 
     def load(con: duckdb.DuckDBPyConnection) -> None:
         holder["report"] = ingest(con, path, year, timezone=timezone, encoding=encoding,
-                                  workdir=workdir, required=required, rejects=rejects)
+                                  workdir=workdir, required=required, rejects=rejects,
+                                  fmt=fmt)
 
     con = open_sandbox(load, threads=threads, database=workdir / "missions.duckdb")
     return con, holder["report"]
@@ -184,7 +185,8 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, path: Path, csv_lines: bool) 
 
 def ingest(con: duckdb.DuckDBPyConnection, path: Path, year: int, *, timezone: str = "UTC",
            encoding: str | None = None, workdir: Path | None = None,
-           required: tuple[str, ...] = (), rejects: Path | None = None) -> IngestReport:
+           required: tuple[str, ...] = (), rejects: Path | None = None,
+           fmt: str = "common") -> IngestReport:
     """Load ``path`` into ``con``; the valid rows, and nothing else, are the table
     ``missions``. Return what was rejected, set to NULL and found out of order.
 
@@ -192,7 +194,8 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, year: int, *, timezone: s
     """
     if workdir is None:
         workdir = path.parent
-    source = open_source(con, path, encoding=encoding, workdir=workdir, required=required)
+    source = open_source(con, path, encoding=encoding, workdir=workdir, required=required,
+                         fmt=fmt)
     types = {str(r[0]): str(r[1])
              for r in con.execute(f"DESCRIBE SELECT * FROM {source.sql}").fetchall()}
     try:
@@ -220,7 +223,7 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, year: int, *, timezone: s
     out_of_order = {f"{t} before an earlier step": int(n)
                     for (t, _), n in zip(pairs, order, strict=True) if n}
     if rejects is not None:
-        _write_rejects(con, rejects, source.encoding != "parquet")
+        _write_rejects(con, rejects, source.text_lines)
     # The sandbox then holds the valid rows only, as table ``missions``: rejected rows are
     # deleted, not hidden behind a view, so nothing a spec could reach holds them. (DELETE
     # marks rows; it does not copy the table.)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import codecs
 import difflib
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -32,9 +32,11 @@ class Source:
     """The SQL that reads the input, and how its headers map to model columns."""
 
     sql: str
-    columns: dict[str, str]  # model column → the file's header
-    ignored: tuple[str, ...]  # headers that are no model column
+    columns: dict[str, str]  # model column → its column name in ``sql``
+    ignored: tuple[str, ...]  # input fields that are no model column
     encoding: str
+    origin: dict[str, str] = field(default_factory=dict)  # model column → native field
+    text_lines: bool = False  # row n is line n + 1 of one text file (header on line 1)
 
 
 def normal_header(name: str) -> str:
@@ -112,12 +114,35 @@ def _reader(path: Path, encoding: str | None, workdir: Path) -> tuple[str, str]:
     return f"read_csv({_lit(str(text))}, header = true, all_varchar = true)", used
 
 
+def _missing(columns: dict[str, str], required: tuple[str, ...]) -> list[str]:
+    needed = [c for c in model.input_columns() if model.is_required(c)]
+    for col in required:  # a derived column needs the input columns its rule reads
+        rule = model.DERIVED.get(col)
+        needed += [c for c in model.input_columns() if rule and c in rule] if rule else [col]
+    return [c for c in dict.fromkeys(needed) if c not in columns]
+
+
 def open_source(con: duckdb.DuckDBPyConnection, path: Path, *, encoding: str | None,
-                workdir: Path, required: tuple[str, ...] = ()) -> Source:
+                workdir: Path, required: tuple[str, ...] = (), fmt: str = "common") -> Source:
     """Describe the input and match its headers to the model's input columns.
 
     ``required`` are columns the run cannot do without besides the model's required ones
-    (the columns the catalogue stratifies on): missing, they stop the run."""
+    (the columns the catalogue stratifies on): missing, they stop the run. ``fmt`` names
+    the input format (``node.adapters.FORMATS``)."""
+    from node.adapters import adapter
+
+    try:
+        module = adapter(fmt)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if module is not None:
+        source: Source = module.source(con, path, encoding=encoding, workdir=workdir)
+        missing = _missing(source.columns, required)
+        if missing:
+            raise InputError(f"{path} ({fmt}): required column(s) {missing} cannot be filled "
+                             "from this export (the model requires some; the catalogue "
+                             "stratifies on the others)")
+        return source
     if not path.is_file():
         raise InputError(f"input file {path} does not exist: check 'data' in node.toml")
     sql, used = _reader(path, encoding, workdir)
@@ -150,15 +175,11 @@ def open_source(con: duckdb.DuckDBPyConnection, path: Path, *, encoding: str | N
         if near:
             problems.append(f"column {header!r} is not in the common model; did you mean "
                             f"{near[0]!r}? Rename the column in the file")
-    needed = [c for c in model.input_columns() if model.is_required(c)]
-    for col in required:  # a derived column needs the input columns its rule reads
-        rule = model.DERIVED.get(col)
-        needed += [c for c in model.input_columns() if rule and c in rule] if rule else [col]
-    missing = [c for c in dict.fromkeys(needed) if c not in columns]
+    missing = _missing(columns, required)
     if missing:
         problems.append(f"required column(s) {missing} are missing (the model requires some; "
                         "the catalogue stratifies on the others); the common model is "
                         "described in docs/information-model.md")
     if problems:
         raise InputError(f"{path}: " + "; ".join(problems))
-    return Source(sql, columns, tuple(ignored), used)
+    return Source(sql, columns, tuple(ignored), used, text_lines=used != "parquet")

@@ -58,7 +58,7 @@ class Federation:
     def node_config(self, country: str, threshold: int = K, specs: Path | None = None,
                     name: str = "node.toml") -> Path:
         d = self.root / country
-        cfg = NodeConfig(country=country, year=YEAR, data=self.data[country],
+        cfg = NodeConfig(review=False, country=country, year=YEAR, data=self.data[country],
                          key=d / f"{country}.pem", outbox=d / "outbox",
                          hub_url=f"http://127.0.0.1:{self.port}", hub_key=self.hub_key,
                          disclosure_threshold=threshold, specs=specs)

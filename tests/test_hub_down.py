@@ -54,7 +54,7 @@ class Site:
             generate(country, YEAR, d / "first.parquet", rows=6000, seed=seed)
             keys[country] = [keygen(d / f"{country}.pem")[1]]
             write_node_config(d / "node.toml", NodeConfig(
-                country=country, year=YEAR, data=Path("first.parquet"),
+                review=False, country=country, year=YEAR, data=Path("first.parquet"),
                 key=Path(f"{country}.pem"), outbox=Path("outbox"),
                 hub_url=f"http://127.0.0.1:{self.port}",
                 hub_key=public_key_path(root / "hub" / "hub-key.pem")))

@@ -69,13 +69,13 @@ def test_new_indicator_released_by_two_of_three_runs_through_node_and_hub(
     generate("SE", YEAR, sweden / "data.parquet", rows=3000, seed=8)
     _, se_pub = keygen(sweden / "SE.pem")
     write_node_config(sweden / "node.toml", NodeConfig(
-        country="SE", year=YEAR, data=Path("data.parquet"), key=Path("SE.pem"),
+        review=False, country="SE", year=YEAR, data=Path("data.parquet"), key=Path("SE.pem"),
         outbox=Path("outbox"), hub_url=f"http://127.0.0.1:{port}",
         hub_key=public_key_path(hub_key)))  # the packaged catalogue, its latest release
     write_registry(tmp_path / "hub" / "trust.toml", {"NO": [pub], "SE": [se_pub]})
     for release, name in ((one, "short.toml"), (two, "node.toml")):
         write_node_config(node / name, NodeConfig(
-            country="NO", year=YEAR, data=Path("data.parquet"), key=Path("NO.pem"),
+            review=False, country="NO", year=YEAR, data=Path("data.parquet"), key=Path("NO.pem"),
             outbox=Path("outbox"), hub_url=f"http://127.0.0.1:{port}",
             hub_key=public_key_path(hub_key), specs=specs, release=release,
             approvers=tmp_path / "approvers.toml"))

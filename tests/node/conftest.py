@@ -193,7 +193,7 @@ def make_node(root: Path, *, hub_url: str = "", hub_key: Path | None = None,
 
     root.mkdir(parents=True, exist_ok=True)
     _, pub = keygen(root / f"{country}.pem")
-    cfg = NodeConfig(country=country, year=YEAR, data=data or Path("data.parquet"),
+    cfg = NodeConfig(review=False, country=country, year=YEAR, data=data or Path("data.parquet"),
                      key=Path(f"{country}.pem"), outbox=Path("outbox"), hub_url=hub_url,
                      hub_key=hub_key, specs=specs)
     path = root / "node.toml"

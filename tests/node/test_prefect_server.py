@@ -111,7 +111,7 @@ def test_node_run_is_recorded_by_the_prefect_server(prefect_server: str,
     generate("NO", 2025, data, rows=3000, seed=1)
     keygen(tmp_path / "NO.pem")
     config = tmp_path / "node.toml"
-    write_node_config(config, NodeConfig(country="NO", year=2025, data=data,
+    write_node_config(config, NodeConfig(review=False, country="NO", year=2025, data=data,
                                          key=tmp_path / "NO.pem", outbox=tmp_path / "outbox",
                                          hub_url=""))
     client_home = tmp_path / "prefect-home"
