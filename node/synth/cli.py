@@ -31,6 +31,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--rows", type=int, default=None,
                    help="number of missions (default: the country's yearly volume)")
     p.add_argument("--seed", type=int, default=2025, help="random seed (default 2025)")
+    p.add_argument("--format", default="common",
+                   help="input format to write: common (Parquet, the default), nemsis (a "
+                        "folder of NEMSIS tables) or national-no, -se, -dk, -fi, -is (the "
+                        "country's national export)")
     p.set_defaults(func=run)
 
 
@@ -57,9 +61,16 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
 
     try:
-        n = generate(country, args.year, args.out, rows=args.rows, seed=args.seed,
-                     progress=progress)
+        if args.format == "common":
+            n = generate(country, args.year, args.out, rows=args.rows, seed=args.seed,
+                         progress=progress)
+            out = args.out
+        else:
+            from node.synth.formats import generate_as
+
+            out, n = generate_as(args.format, country, args.year, args.out, rows=args.rows,
+                                 seed=args.seed)
     except (OSError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
-    print(f"{args.out}\t{n} rows")
+    print(f"{out}\t{n} rows")
     return 0
