@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from emsbench.chain import GENESIS, Link, Scalar, entry_hash, verify
 
-EVENTS = frozenset({"signed", "delivered", "refused", "send_failed"})
+EVENTS = frozenset({"signed", "approved", "delivered", "refused", "send_failed"})
 _RESERVED = frozenset({"seq", "prev_hash", "hash", "at", "event"})
 _TAIL_CHUNK = 4096
 

@@ -108,6 +108,13 @@ def _run(args: argparse.Namespace) -> int:
         print(_ingest_summary(result.ingest))
     print(f"submission {sub.submission_id} (revision {sub.revision}) written to "
           f"{result.outbox_file}")
+    if result.preview is not None:
+        print(f"release preview: {result.preview.html} ({result.preview.cells} cells, "
+              f"{result.preview.withheld} withheld; also {result.preview.csv.name})")
+    if result.held:
+        print(f"review = true: nothing was sent. Read the preview, then `emsbench node approve "
+              f"--config {args.config}` and `{_send_hint(args)}`")
+        return 0
     if result.delivery is None:
         print(f"no hub_url in {args.config}: it stays in the outbox; set hub_url and hub_key, "
               f"then `{_send_hint(args)}` delivers it")
@@ -151,6 +158,48 @@ def _status_line(e: Entry) -> str:
     return f"{head}  {e.detail}".rstrip()  # a pending entry may say why its receipt failed
 
 
+def _approve(args: argparse.Namespace) -> int:
+    """Approve a held submission for release: exactly the payload bytes now in the outbox."""
+    import getpass
+
+    from node import audit
+    from node.outbox import locked, read_outbox, write_approval
+
+    cfg = _config(args)
+    with locked(cfg.outbox):
+        waiting = [e for e in read_outbox(cfg.outbox) if e.status == "awaiting_approval"]
+        if args.submission:
+            waiting = [e for e in waiting if e.submission_id == args.submission]
+            if not waiting:
+                raise CommandError(f"{args.submission} is not awaiting approval in "
+                                   f"{cfg.outbox}; `emsbench node status --config "
+                                   f"{args.config}` lists the outbox")
+        if not waiting:
+            print(f"nothing awaits approval in {cfg.outbox}")
+            return 0
+        if len(waiting) > 1:
+            ids = ", ".join(e.submission_id for e in waiting)
+            raise CommandError(f"{len(waiting)} submissions await approval ({ids}): name one "
+                               "with --submission")
+        [entry] = waiting
+        assert entry.signed is not None
+        preview = cfg.reports / f"preview-{entry.submission_id}.html"
+        if not preview.exists():
+            raise CommandError(f"no release preview {preview} for {entry.submission_id}: "
+                               "run the node again to make one before approving")
+        by = args.by or getpass.getuser()
+        # Logged first: an approval that is in effect is always in the log.
+        audit.append(cfg.audit_log, "approved", {
+            "submission_id": entry.submission_id, "approved_by": by,
+            "payload_sha256": entry.signed.payload_sha256})
+        write_approval(cfg.outbox, entry.signed, by)
+    print(f"approved {entry.submission_id} (revision {entry.revision}, payload SHA-256 "
+          f"{entry.signed.payload_sha256[:16]}…) as previewed in {preview}")
+    if cfg.hub_url:
+        print(f"`{_send_hint(args)}` delivers it")
+    return 0
+
+
 def _status(args: argparse.Namespace) -> int:
     cfg = _config(args)
     from node.outbox import read_outbox
@@ -166,7 +215,8 @@ def _status(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     for e in entries:
         counts[e.status] = counts.get(e.status, 0) + 1
-    order = ("delivered", "pending", "superseded", "refused", "unreadable")
+    order = ("delivered", "pending", "awaiting_approval", "superseded", "refused",
+             "unreadable")
     parts = ", ".join(f"{counts[s]} {s}" for s in order if s in counts)
     hint = f"; `{_send_hint(args)}` delivers the pending ones" if "pending" in counts else ""
     print(f"{len(entries)} in the outbox: {parts}{hint}")
@@ -274,6 +324,11 @@ def register(sub: Any) -> None:
     )).set_defaults(func=_status)
     _with_config(nsub.add_parser(
         "send", help="deliver every pending outbox entry to the hub")).set_defaults(func=_send)
+    ap = _with_config(nsub.add_parser(
+        "approve", help="approve a submission held for review (review = true) for sending"))
+    ap.add_argument("--submission", help="its id (needed when several are waiting)")
+    ap.add_argument("--by", help="who approves (default: your user name); logged")
+    ap.set_defaults(func=_approve)
     wd = _with_config(nsub.add_parser(
         "withdraw", help="sign and send a withdrawal of this country's figures for a year"))
     wd.add_argument("--year", type=int, required=True, help="the year to withdraw")

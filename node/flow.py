@@ -26,6 +26,7 @@ from typing import Any
 import duckdb
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.settings import temporary_settings
@@ -38,6 +39,7 @@ from node.config import NodeConfig, load_node_config
 from node.delivery import HubUnavailable, Outcome, attempt
 from node.ingest import IngestReport, open_missions
 from node.outbox import Entry, Signed, pending, read_outbox, read_signed
+from node.preview import Preview, preview_rows, write_preview
 from node.receipt import load_hub_key
 from node.workspace import workspace
 
@@ -50,8 +52,10 @@ RETRY_AFTER_CAP = 30.0  # an overloaded hub's Retry-After is honoured up to this
 class NodeResult:
     submission: Submission
     outbox_file: Path
-    delivery: Outcome | None  # None: no hub configured
+    delivery: Outcome | None  # None: no hub configured, or held for review
     ingest: IngestReport | None = None
+    preview: Preview | None = None
+    held: bool = False  # signed and waiting for `node approve`
 
     @property
     def receipt(self) -> Receipt | None:
@@ -122,11 +126,27 @@ def sign_task(cfg: NodeConfig, specs: list[IndicatorSpec], report: IngestReport,
         return sub.build_submission(cfg.country, cfg.year, cfg.disclosure_threshold, report,
                                     results, catalogue=catalogue, revision=revision)
 
-    signed = sub.seal_next_revision(build, cfg.country, cfg.year, specs, cfg)
+    signed = sub.seal_next_revision(build, cfg.country, cfg.year, specs, cfg, hold=cfg.review)
     get_run_logger().info("signed submission %s (revision %d) written to %s\n%s",
                           signed.submission_id, signed.doc.revision, signed.path,
                           sub.summary(signed.doc) if isinstance(signed.doc, Submission) else "")
     return signed
+
+
+@task(name="release-preview", cache_policy=NO_CACHE, persist_result=False)
+def preview_task(cfg: NodeConfig, signed: Signed) -> Preview:
+    """Write the release preview beside the node and show it in the Prefect UI."""
+    preview = write_preview(signed, cfg.reports)
+    if isinstance(signed.doc, Submission):
+        create_table_artifact(
+            table=preview_rows(signed.doc),
+            key=f"release-preview-{cfg.country.lower()}-{cfg.year}",
+            description=f"Every cell submission {signed.submission_id} (revision "
+                        f"{signed.doc.revision}) sends; payload SHA-256 "
+                        f"{signed.payload_sha256}. File: {preview.html}")
+    get_run_logger().info("release preview: %s (%d cells, %d withheld)", preview.html,
+                          preview.cells, preview.withheld)
+    return preview
 
 
 @task(name="read-outbox", cache_policy=NO_CACHE, persist_result=False)
@@ -189,10 +209,12 @@ def node_flow(config_path: Path) -> NodeResult:
         con, report = read_task(cfg, work.path, specs)
         results = compute_task(con, specs, cfg.disclosure_threshold)
     signed = sign_task(cfg, specs, report, results)
-    outcome = deliver_task(signed.path, cfg) if cfg.hub_url else None
+    preview = preview_task(cfg, signed)
+    # Under review nothing leaves until the operator approves exactly these bytes.
+    outcome = deliver_task(signed.path, cfg) if cfg.hub_url and not cfg.review else None
     if not isinstance(signed.doc, Submission):  # sign_task builds submissions only
         raise TypeError(f"{signed.path} holds a {type(signed.doc).__name__}")
-    return NodeResult(signed.doc, signed.path, outcome, report)
+    return NodeResult(signed.doc, signed.path, outcome, report, preview, held=cfg.review)
 
 
 @flow(name="emsbench-node-send", log_prints=True)

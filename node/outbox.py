@@ -4,12 +4,17 @@ For each signed document ``<id>`` the outbox folder holds
 
 * ``<id>.json``: the DSSE envelope exactly as signed (what is sent, byte for byte);
 * ``<id>.receipt.json``: the hub's signed receipt, written only after it verified;
-* ``<id>.refused.json``: the hub's final refusal (a 4xx), so the document is not resent.
+* ``<id>.refused.json``: the hub's final refusal (a 4xx), so the document is not resent;
+* ``<id>.hold.json``: written *before* the envelope when the node reviews before release
+  (``review = true``), so no crash can leave a held document looking sendable;
+* ``<id>.approved.json``: the operator's approval, naming the SHA-256 of the payload they
+  approved (``emsbench node approve``).
 
 The status of an entry is derived from these files alone, never stored separately, so it
 cannot drift from them: ``delivered`` (a receipt that proves it), ``refused``,
 ``superseded`` (not delivered, and a higher revision of the same country, year and
-catalogue exists), ``pending`` (to be sent), or ``unreadable`` (the envelope file is
+catalogue exists), ``awaiting_approval`` (held for review, and no approval names exactly
+these payload bytes), ``pending`` (to be sent), or ``unreadable`` (the envelope file is
 damaged; it is reported, never sent). Every file is written atomically (temporary file,
 fsync, rename), so a crash leaves either the old state or the new one.
 """
@@ -36,9 +41,13 @@ from emsbench.files import write_atomic
 from emsbench.wire import PAYLOAD_MODELS, Document, Receipt, kind_of
 from node.receipt import ReceiptError, check_receipt, payload_sha256
 
-Status = Literal["pending", "delivered", "refused", "superseded", "unreadable"]
+Status = Literal["pending", "delivered", "refused", "superseded", "awaiting_approval",
+                 "unreadable"]
 RECEIPT_SUFFIX = ".receipt.json"
 REFUSED_SUFFIX = ".refused.json"
+HOLD_SUFFIX = ".hold.json"
+APPROVAL_SUFFIX = ".approved.json"
+_SIDE_FILES = (RECEIPT_SUFFIX, REFUSED_SUFFIX, HOLD_SUFFIX, APPROVAL_SUFFIX)
 
 
 class OutboxError(ValueError):
@@ -122,6 +131,38 @@ def refused_path(outbox: Path, submission_id: str) -> Path:
     return outbox / f"{submission_id}{REFUSED_SUFFIX}"
 
 
+def hold_path(outbox: Path, submission_id: str) -> Path:
+    return outbox / f"{submission_id}{HOLD_SUFFIX}"
+
+
+def approval_path(outbox: Path, submission_id: str) -> Path:
+    return outbox / f"{submission_id}{APPROVAL_SUFFIX}"
+
+
+def write_hold(outbox: Path, submission_id: str, preview: str = "") -> Path:
+    """Mark ``submission_id`` as held for review; call before its envelope is written."""
+    body = {"submission_id": submission_id, "held_at": datetime.now(UTC).isoformat(),
+            "preview": preview}
+    outbox.mkdir(parents=True, exist_ok=True)
+    return write_atomic(hold_path(outbox, submission_id),
+                        json.dumps(body, indent=2).encode("utf-8"))
+
+
+def write_approval(outbox: Path, signed: Signed, by: str) -> Path:
+    """Record that ``by`` approved exactly the payload of ``signed`` for release."""
+    body = {"submission_id": signed.submission_id, "payload_sha256": signed.payload_sha256,
+            "approved_by": by, "approved_at": datetime.now(UTC).isoformat()}
+    return write_atomic(approval_path(outbox, signed.submission_id),
+                        json.dumps(body, indent=2).encode("utf-8"))
+
+
+def _approved_sha(path: Path) -> str | None:
+    try:
+        return str(json.loads(path.read_bytes())["payload_sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def write_envelope(outbox: Path, envelope: dict[str, Any], submission_id: str) -> Path:
     return write_atomic(envelope_path(outbox, submission_id), dsse.envelope_bytes(envelope),
                         exclusive=True)
@@ -180,7 +221,7 @@ def _read_refusal(path: Path) -> Refusal:
 def _is_envelope_file(path: Path) -> bool:
     name = path.name
     return (not name.startswith(".") and name.endswith(".json")
-            and not name.endswith((RECEIPT_SUFFIX, REFUSED_SUFFIX)))
+            and not name.endswith(_SIDE_FILES))
 
 
 def _mtime(path: Path) -> datetime:
@@ -212,6 +253,16 @@ def _entry(path: Path, hub_key: Ed25519PublicKey | None) -> Entry:
     fpath = refused_path(outbox, sid)
     if fpath.exists():
         return replace(base, status="refused", refusal=_read_refusal(fpath))
+    if hold_path(outbox, sid).exists():
+        apath = approval_path(outbox, sid)
+        if not apath.exists():
+            return replace(base, status="awaiting_approval",
+                           detail="review the release preview, then `node approve`")
+        if _approved_sha(apath) != signed.payload_sha256:
+            # An approval proves consent to the bytes it names, not to whatever is here now.
+            return replace(base, status="awaiting_approval",
+                           detail=f"{apath.name} approves other bytes than {path.name} "
+                                  "holds; review and approve again")
     return replace(base, detail=detail)
 
 
@@ -236,7 +287,7 @@ def read_outbox(outbox: Path, hub_key: Ed25519PublicKey | None = None) -> list[E
             highest[e.signed.period] = max(highest.get(e.signed.period, 0), e.signed.doc.revision)
     out = []
     for e in entries:
-        if e.status == "pending" and e.signed and \
+        if e.status in ("pending", "awaiting_approval") and e.signed and \
                 highest[e.signed.period] > e.signed.doc.revision:
             e = replace(e, status="superseded")
         out.append(e)

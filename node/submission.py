@@ -36,7 +36,15 @@ from node import audit
 from node.config import NodeConfig
 from node.disclosure import protect, protect_counts
 from node.ingest import IngestReport
-from node.outbox import Signed, locked, next_revision, read_outbox, read_signed, write_envelope
+from node.outbox import (
+    Signed,
+    locked,
+    next_revision,
+    read_outbox,
+    read_signed,
+    write_envelope,
+    write_hold,
+)
 
 
 class SigningRefused(ValueError):
@@ -89,8 +97,10 @@ def sign_document(doc: Document, key_path: Path) -> dict[str, Any]:
     return dsse.sign(doc.to_bytes(), dsse.load_private_key(key_path), payload_type=payload_type)
 
 
-def seal(doc: Document, specs: list[IndicatorSpec], cfg: NodeConfig) -> Signed:
-    """Check, sign, write to the outbox and log a document; refuse to sign a faulty one."""
+def seal(doc: Document, specs: list[IndicatorSpec], cfg: NodeConfig,
+         hold: bool = False) -> Signed:
+    """Check, sign, write to the outbox and log a document; refuse to sign a faulty one.
+    With ``hold`` the document waits for the operator's approval before it can be sent."""
     problems = self_check(doc, specs, cfg.disclosure_threshold)
     if problems:
         raise SigningRefused(
@@ -98,17 +108,20 @@ def seal(doc: Document, specs: list[IndicatorSpec], cfg: NodeConfig) -> Signed:
             f"would refuse it for: " + "; ".join(map(str, problems)))
     audit.check_appendable(cfg.audit_log)
     envelope = sign_document(doc, cfg.key)
+    if hold:  # first: a crash must never leave a held document without its hold
+        write_hold(cfg.outbox, doc.submission_id)
     path = write_envelope(cfg.outbox, envelope, doc.submission_id)
     signed = read_signed(path)  # what is on disk is what gets sent and logged
     audit.append(cfg.audit_log, "signed", {
         "submission_id": doc.submission_id, "kind": kind_of(doc), "year": doc.period.year,
         "revision": doc.revision, "catalogue": doc.catalogue,
-        "payload_sha256": signed.payload_sha256})
+        "payload_sha256": signed.payload_sha256, "held_for_review": hold})
     return signed
 
 
 def seal_next_revision(build: Callable[[str, int], Document], country: str, year: int,
-                       specs: list[IndicatorSpec], cfg: NodeConfig) -> Signed:
+                       specs: list[IndicatorSpec], cfg: NodeConfig,
+                       hold: bool = False) -> Signed:
     """Seal ``build(catalogue, revision)`` as the next revision of its period.
 
     The revision is 1 + the highest in the outbox for (country, year, catalogue of
@@ -123,7 +136,7 @@ def seal_next_revision(build: Callable[[str, int], Document], country: str, year
             raise ValueError(f"the document built is for {doc.country} {doc.period.year} "
                              f"revision {doc.revision}, not {country} {year} revision "
                              f"{revision} of this catalogue")
-        return seal(doc, specs, cfg)
+        return seal(doc, specs, cfg, hold)
 
 
 def summary(submission: Submission) -> str:

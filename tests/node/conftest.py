@@ -187,15 +187,15 @@ class NodeFolder:
 
 def make_node(root: Path, *, hub_url: str = "", hub_key: Path | None = None,
               data: Path | None = None, specs: Path | None = None,
-              country: str = "NO") -> NodeFolder:
+              country: str = "NO", review: bool = False) -> NodeFolder:
     """A node folder: key pair, node.toml (relative paths) and, if given, its data file."""
     from node.config import load_node_config
 
     root.mkdir(parents=True, exist_ok=True)
     _, pub = keygen(root / f"{country}.pem")
-    cfg = NodeConfig(review=False, country=country, year=YEAR, data=data or Path("data.parquet"),
-                     key=Path(f"{country}.pem"), outbox=Path("outbox"), hub_url=hub_url,
-                     hub_key=hub_key, specs=specs)
+    cfg = NodeConfig(review=review, country=country, year=YEAR,
+                     data=data or Path("data.parquet"), key=Path(f"{country}.pem"),
+                     outbox=Path("outbox"), hub_url=hub_url, hub_key=hub_key, specs=specs)
     path = root / "node.toml"
     write_node_config(path, cfg)
     return NodeFolder(root, path, load_node_config(path), pub)
