@@ -101,6 +101,10 @@ def approve_catalogue(directory: Path, name: str = "demo") -> tuple[Path, Path]:
     return release, approvers
 
 
+DEMO_FORMATS = {"NO": "national-no", "SE": "national-se", "DK": "national-dk",
+                "FI": "national-fi", "IS": "national-is", "US": "nemsis"}
+
+
 def setup_country(out: Path, country: str, year: int, rows: int, hub_url: str,
                   threshold: int, seed: int, say: Callable[[str], None],
                   hub_key: Path | None = None, release: tuple[Path, Path] | None = None
@@ -112,7 +116,7 @@ def setup_country(out: Path, country: str, year: int, rows: int, hub_url: str,
     """
     from node.config import NodeConfig, write_node_config
     from node.keys import keygen
-    from node.synth.generator import generate
+    from node.synth.formats import generate_as
 
     node_dir = out / "nodes" / country
     node_dir.mkdir(parents=True, exist_ok=True)
@@ -124,13 +128,20 @@ def setup_country(out: Path, country: str, year: int, rows: int, hub_url: str,
     # number revisions and chain entries from where the previous run left off.
     shutil.rmtree(node_dir / "outbox", ignore_errors=True)
     (node_dir / "audit.jsonl").unlink(missing_ok=True)
-    data = node_dir / f"{country}-{year}.parquet"
+    # Each node reads its own national export format (the US: NEMSIS tables), as it would
+    # in production; the adapters map them to the common model.
+    fmt = DEMO_FORMATS[country]
+    for old in node_dir.glob(f"{country}-{year}*"):
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    target = node_dir / (f"{country}-{year}-nemsis" if fmt == "nemsis"
+                         else f"{country}-{year}.csv")
     started = time.monotonic()
-    generate(country, year, data, rows=rows, seed=seed)
-    say(f"  {country}: {rows:,} synthetic missions in {time.monotonic() - started:.1f} s")
+    data, _ = generate_as(fmt, country, year, target, rows=rows, seed=seed)
+    say(f"  {country}: {rows:,} synthetic missions as {fmt} in "
+        f"{time.monotonic() - started:.1f} s")
     # The demo runs unattended; a real node reviews before it sends (review = true).
     cfg = NodeConfig(review=False, country=country, year=year, data=Path(data.name),
-                     key=Path(key.name),
+                     format=fmt, key=Path(key.name),
                      outbox=Path("outbox"), hub_url=hub_url, hub_key=hub_key,
                      disclosure_threshold=threshold, release=release and release[0],
                      approvers=release and release[1])

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from emsbench.wire import IndicatorResult
     from node.ingest import IngestReport
 
-NEMSIS_NOT_YET = "not yet available (see the issue 'The national node on real data')"
 LOCAL_ONLY = ("LOCAL RESULT, NO DISCLOSURE CONTROL: small counts are shown as they are. "
               "Nothing leaves this machine; do not pass these cells on.")
 
@@ -161,20 +160,35 @@ def run_tests(specs: list[IndicatorSpec]
 # --- run ----------------------------------------------------------------------------
 
 
-def data_years(path: Path) -> list[int]:
-    """The years of ``call_received`` in a Parquet or CSV mission file."""
+def data_years(path: Path, fmt: str = "common") -> list[int]:
+    """The years of ``call_received`` in a Parquet or CSV mission file, or in the input of
+    format ``fmt`` (read through its adapter, ``node.adapters``)."""
+    import tempfile
+
     import duckdb
 
     p = str(path).replace("'", "''")
     suffix = path.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
+    if fmt == "common" and suffix not in (".parquet", ".csv"):
         raise CommandError(f"{path}: unsupported input format {suffix!r}; use .parquet or .csv")
-    source = (f"read_parquet('{p}')" if suffix == ".parquet"
-              else f"read_csv('{p}', header = true, all_varchar = true)")
     con = duckdb.connect(":memory:")
     try:
-        rows = con.execute(f"SELECT DISTINCT year(TRY_CAST(call_received AS TIMESTAMP)) AS y "
-                           f"FROM {source} WHERE y IS NOT NULL ORDER BY y").fetchall()
+        with tempfile.TemporaryDirectory(prefix="emsbench-specs-years-") as tmp:
+            if fmt == "common":
+                source = (f"read_parquet('{p}')" if suffix == ".parquet"
+                          else f"read_csv('{p}', header = true, all_varchar = true)")
+            else:
+                from node.adapters import adapter
+                from node.source import InputError
+
+                module = adapter(fmt)
+                assert module is not None
+                try:
+                    source = module.source(con, path, encoding=None, workdir=Path(tmp)).sql
+                except InputError as exc:
+                    raise CommandError(str(exc)) from exc
+            rows = con.execute(f"SELECT DISTINCT year(TRY_CAST(call_received AS TIMESTAMP)) "
+                               f"AS y FROM {source} WHERE y IS NOT NULL ORDER BY y").fetchall()
     except duckdb.Error as exc:
         raise CommandError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
     finally:
@@ -182,17 +196,17 @@ def data_years(path: Path) -> list[int]:
     return [int(r[0]) for r in rows]  # type: ignore[call-overload]
 
 
-def run_spec(spec: IndicatorSpec, data: Path, year: int
+def run_spec(spec: IndicatorSpec, data: Path, year: int, fmt: str = "common"
              ) -> tuple[IngestReport, IndicatorResult]:
-    """Compute ``spec`` on the valid rows of ``data`` for ``year``, in a sandbox, exactly as
-    a node does before disclosure control."""
+    """Compute ``spec`` on the valid rows of ``data`` (input format ``fmt``) for ``year``,
+    in a sandbox, exactly as a node does before disclosure control."""
     import tempfile
 
     from emsbench.engine import compute
     from node.ingest import open_missions
 
     with tempfile.TemporaryDirectory(prefix="emsbench-specs-run-") as tmp:
-        con, report = open_missions(data, year, Path(tmp))
+        con, report = open_missions(data, year, Path(tmp), fmt=fmt)
         try:
             return report, compute(con, spec)
         finally:
@@ -315,22 +329,21 @@ def _run(args: argparse.Namespace) -> int:
     from emsbench.sandbox import SandboxError
     from node.ingest import InputError
 
-    if args.format == "nemsis":
-        raise CommandError(f"--format nemsis is {NEMSIS_NOT_YET}")
     [spec] = load_or_explain(args.dir, [args.id])
     data = Path(args.data)
-    if not data.is_file():
+    # a common-model input is one file; other formats may be a folder of tables (NEMSIS)
+    if not (data.is_file() if args.format == "common" else data.exists()):
         raise CommandError(f"{data} does not exist")
     year = args.year
     if year is None:
-        years = data_years(data)
+        years = data_years(data, args.format)
         if len(years) != 1:
             found = ", ".join(map(str, years)) or "none"
             raise CommandError(f"cannot tell the year of {data} (years in call_received: "
                                f"{found}); give it with --year")
         year = years[0]
     try:
-        report, result = run_spec(spec, data, year)
+        report, result = run_spec(spec, data, year, args.format)
     except (InputError, SandboxError) as exc:
         raise CommandError(str(exc)) from exc
     if args.json:
@@ -373,11 +386,14 @@ def register(sub: Any) -> None:
 
     run = ssub.add_parser("run", help="compute one spec on local data (nothing is sent)")
     run.add_argument("id", metavar="ID")
-    run.add_argument("--data", required=True, help="common-model missions, .parquet or .csv")
+    run.add_argument("--data", required=True,
+                     help="common-model missions (.parquet or .csv), or the input of --format")
     run.add_argument("--year", type=int, help="reporting year (default: the data's one year)")
     run.add_argument("--json", action="store_true", help="print JSON")
-    run.add_argument("--format", choices=("common", "nemsis"), default="common",
-                     help="input format of --data")
+    from node.adapters import FORMATS
+
+    run.add_argument("--format", choices=tuple(FORMATS), default="common",
+                     help="input format of --data (nemsis: a folder of NEMSIS tables)")
     run.add_argument("--dir", help=dir_help)
     run.set_defaults(func=_run)
 

@@ -95,14 +95,21 @@ def _ingest_summary(r: IngestReport) -> str:
     return "\n".join(lines)
 
 
+def _log_to_file(cfg: NodeConfig, args: argparse.Namespace) -> Path:
+    from node.console import setup
+
+    return setup(cfg.reports / "node.log", debug=bool(getattr(args, "debug", False)))
+
+
 def _run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     from node.flow import run_node
 
+    log = _log_to_file(cfg, args)
     try:
         result = run_node(Path(args.config))
     except _failures() as exc:
-        raise CommandError(str(exc)) from exc
+        raise CommandError(f"{exc}\n  full log: {log} (or run again with --debug)") from exc
     sub = result.submission
     if result.ingest is not None:
         print(_ingest_summary(result.ingest))
@@ -317,8 +324,11 @@ def _with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def register(sub: Any) -> None:
     p = sub.add_parser("node", help="run a national node")
     nsub = p.add_subparsers(dest="node_command", required=True, metavar="ACTION")
-    _with_config(nsub.add_parser(
-        "run", help="compute, sign and send this country's aggregates")).set_defaults(func=_run)
+    run = _with_config(nsub.add_parser(
+        "run", help="compute, sign and send this country's aggregates"))
+    run.add_argument("--debug", action="store_true",
+                     help="show Prefect's full log, tracebacks included, on the terminal")
+    run.set_defaults(func=_run)
     _with_config(nsub.add_parser(
         "status", help="list the outbox: delivered, pending, superseded, refused"
     )).set_defaults(func=_status)

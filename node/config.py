@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import tomllib
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -25,7 +26,7 @@ from emsbench.conformance import SMALLEST_THRESHOLD
 from emsbench.files import toml_string
 
 PATH_KEYS = ("data", "key", "outbox", "specs", "hub_key", "audit_log", "workdir", "release",
-             "approvers", "reports")
+             "approvers", "reports", "password_file")
 DEFAULT_AUDIT_LOG = Path("audit.jsonl")
 DEFAULT_WORKDIR = Path("work")
 DEFAULT_REPORTS = Path("reports")
@@ -40,7 +41,8 @@ class NodeConfig(BaseModel):
     country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166 code, e.g. NO")
     year: int = Field(ge=1990, le=2100, description="Reporting year (calls received in it)")
     data: Path = Field(description="Input: a .parquet or .csv file in the common model, or "
-                       "what 'format' reads (a folder of NEMSIS tables, a national export)")
+                       "what 'format' reads (a folder of NEMSIS tables, a national export, "
+                       "a postgresql:// URL)")
     format: str = Field("common", description="Input format, one of node.adapters.FORMATS: "
                         "common, nemsis, national-no, national-se, ...")
     key: Path = Field(description="Ed25519 private key (PEM) of this country")
@@ -62,6 +64,9 @@ class NodeConfig(BaseModel):
     review: bool = Field(True, description="Stop after signing until the operator has "
                          "reviewed the release preview and run `emsbench node approve`; "
                          "false: send at once (unattended runs)")
+    max_rejected_share: float = Field(0.2, ge=0, le=1, description="Stop before signing when "
+                                      "more than this share of the rows is rejected (a "
+                                      "broken export, not a few bad rows)")
     reports: Path = Field(DEFAULT_REPORTS, description="Folder for what stays on the node: "
                           "the rejects file (row-level, 0600)")
     timezone: str = Field("", description="IANA time zone the centres record local times in; "
@@ -69,6 +74,35 @@ class NodeConfig(BaseModel):
                           "(Europe/Oslo for NO ...), UTC elsewhere")
     encoding: str = Field("", description="Text encoding of a CSV input; empty = UTF-8 "
                           "(e.g. windows-1252 for an ANSI export)")
+    table: str = Field("", description="format postgresql: the table or view to read, "
+                       "e.g. registry.missions")
+    query: str = Field("", description="format postgresql, instead of table: a SELECT "
+                       "returning the rows")
+    password_file: Path | None = Field(None, description="format postgresql: a file (mode "
+                                       "0600) holding the password; default libpq's "
+                                       "(PGPASSWORD, ~/.pgpass)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _data_url(cls, values: Any) -> Any:
+        # A URL is no path (pathlib folds its '//'), and the flow hands the input adapter
+        # only 'data': a database input travels as a DatabaseURL, a Path that keeps the URL
+        # as written and carries table, query and password_file.
+        from node.adapters.postgres import DatabaseURL, is_url
+
+        if not isinstance(values, dict):
+            return values
+        data = values.get("data")
+        if isinstance(data, DatabaseURL):  # made in Python: its table, query, password file
+            values = {"table": data.table, "query": data.query,
+                      "password_file": data.password_file, **values}
+            data = data.url
+        if is_url(data):
+            values = {**values, "data": DatabaseURL.of(
+                data, table=str(values.get("table") or ""),
+                query=str(values.get("query") or ""),
+                password_file=values.get("password_file") or None)}
+        return values
 
     @property
     def time_zone(self) -> str:
@@ -120,6 +154,24 @@ class NodeConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _database_input(self) -> NodeConfig:
+        from node.adapters.postgres import DatabaseURL, url_problems
+
+        if self.format == "postgresql":
+            if not isinstance(self.data, DatabaseURL):
+                raise ValueError("format postgresql reads from a server: data must be a "
+                                 "postgresql://user@host:port/database URL")
+            problems = url_problems(self.data)
+            if problems:
+                raise ValueError("; ".join(problems))
+        elif isinstance(self.data, DatabaseURL):
+            raise ValueError(f"data is a URL: set format = \"postgresql\" to read a table "
+                             f"from a PostgreSQL server (format is {self.format!r})")
+        elif self.table or self.query or self.password_file:
+            raise ValueError("table, query and password_file are for format = \"postgresql\"")
+        return self
+
+    @model_validator(mode="after")
     def _hub_key_with_url(self) -> NodeConfig:
         # Without the hub's key a receipt proves nothing, so a node that sends must have it.
         if self.hub_url and self.hub_key is None:
@@ -140,15 +192,19 @@ def load_node_config(path: Path) -> NodeConfig:
     section = raw.get("node")
     if not isinstance(section, dict):
         raise ValueError(f"{path} needs a [node] section")
+    from node.adapters.postgres import is_url
+
     base = path.resolve().parent
     section.setdefault("audit_log", str(DEFAULT_AUDIT_LOG))
     section.setdefault("workdir", str(DEFAULT_WORKDIR))
     section.setdefault("reports", str(DEFAULT_REPORTS))
     for key in PATH_KEYS:
         value = section.get(key)
+        if key == "data" and is_url(value):
+            continue  # a server's address, not a file beside this one
         if isinstance(value, str) and value:
             section[key] = base / Path(value)
-        elif value == "" and key in ("specs", "hub_key"):  # TOML has no null
+        elif value == "" and key in ("specs", "hub_key", "password_file"):  # TOML has no null
             section.pop(key)
     try:
         return NodeConfig.model_validate(section)

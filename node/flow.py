@@ -26,20 +26,23 @@ from typing import Any
 import duckdb
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.settings import temporary_settings
+from prefect.states import Completed
 
 from emsbench.release import check_release
 from emsbench.specs import IndicatorSpec, load_specs
 from emsbench.wire import IndicatorResult, Receipt, Submission
 from node import submission as sub
 from node.config import NodeConfig, load_node_config
+from node.console import say
 from node.delivery import HubUnavailable, Outcome, attempt
-from node.ingest import IngestReport, open_missions
+from node.ingest import IngestReport, InputError, open_missions
 from node.outbox import Entry, Signed, pending, read_outbox, read_signed
 from node.preview import Preview, preview_rows, write_preview
+from node.quality_report import markdown, warnings, write_quality_report
 from node.receipt import load_hub_key
 from node.workspace import workspace
 
@@ -73,10 +76,14 @@ def load_specs_task(cfg: NodeConfig) -> list[IndicatorSpec]:
     if cfg.release is None or cfg.approvers is None:
         get_run_logger().warning("no signed catalogue release configured (release, "
                                  "approvers): running the specs as they are on disk")
+        say(f"warning: no signed catalogue release configured: running the {len(specs)} "
+            "specs as they are on disk")
         return specs
     release, names = check_release(specs, cfg.release, cfg.approvers)
     get_run_logger().info("catalogue release %s, approved by %s", release.name,
                           ", ".join(names))
+    say(f"catalogue release {release.name} ({len(specs)} indicators), approved by "
+        f"{', '.join(names)}")
     return specs
 
 
@@ -86,10 +93,12 @@ def read_task(cfg: NodeConfig, workdir: Path, specs: list[IndicatorSpec]
     # A column the catalogue stratifies on cannot be absent: every figure would go to
     # stratum "unknown" and still look valid.
     strata = tuple(dict.fromkeys(c for s in specs for c in s.strata))
+    say(f"reading {cfg.data} ({cfg.format})")
     con, report = open_missions(cfg.data, cfg.year, workdir, threads=cfg.threads or None,
                                 timezone=cfg.time_zone, encoding=cfg.encoding or None,
-                                required=strata, fmt=cfg.format,
+                                required=strata, fmt=cfg.format, progress=say,
                                 rejects=cfg.reports / f"rejects-{cfg.year}.csv")
+    say(f"  {report.rows_read:,} rows read, {report.rows_accepted:,} accepted")
     log = get_run_logger()
     log.info("%s: %d rows read, %d accepted, rejected by reason: %s", cfg.data.name,
              report.rows_read, report.rows_accepted, report.rejected_by_reason or "none")
@@ -101,6 +110,19 @@ def read_task(cfg: NodeConfig, workdir: Path, specs: list[IndicatorSpec]
                     "intervals): %s", report.out_of_order)
     if report.rejects_file is not None:
         log.info("every rejected row and emptied value: %s", report.rejects_file)
+    quality = write_quality_report(report, str(cfg.data), cfg.country, cfg.year, cfg.reports)
+    create_markdown_artifact(markdown(report, str(cfg.data)) + f"\nReport: `{quality}`\n",
+                             key=f"data-quality-{cfg.country.lower()}-{cfg.year}",
+                             description="What reading the national file found")
+    log.info("data-quality report: %s", quality)
+    rejected = report.rows_read - report.rows_accepted
+    if report.rows_read and rejected / report.rows_read > cfg.max_rejected_share:
+        con.close()
+        raise InputError(
+            f"{rejected:,} of {report.rows_read:,} rows ({rejected / report.rows_read:.0%}) "
+            f"were rejected, more than max_rejected_share ({cfg.max_rejected_share:.0%}): "
+            f"the export looks broken, so nothing was signed. See {quality} and "
+            f"{report.rejects_file}")
     if report.missing_optional_columns:
         log.warning("columns absent from the input (treated as empty): %s",
                     ", ".join(report.missing_optional_columns))
@@ -113,8 +135,9 @@ def read_task(cfg: NodeConfig, workdir: Path, specs: list[IndicatorSpec]
 @task(name="compute-indicators", cache_policy=NO_CACHE, persist_result=False)
 def compute_task(con: duckdb.DuckDBPyConnection, specs: list[IndicatorSpec],
                  threshold: int) -> list[IndicatorResult]:
+    say(f"computing {len(specs)} indicators")
     try:
-        return sub.compute_all(con, specs, threshold)
+        return sub.compute_all(con, specs, threshold, progress=say)
     finally:
         con.close()
 
@@ -199,7 +222,10 @@ def deliver_task(path: Path, cfg: NodeConfig) -> Outcome:
 
 
 @flow(name="emsbench-node", log_prints=True)
-def node_flow(config_path: Path) -> NodeResult:
+def node_flow(config_path: Path) -> Any:
+    """Returns a ``NodeResult``, in a state named "Completed with warnings" when reading
+    the data found something the operator should look at (the Prefect UI shows the name
+    and the data-quality artifact)."""
     cfg = load_config_task(config_path)
     specs = load_specs_task(cfg)
     with workspace(cfg.workdir) as work:
@@ -214,7 +240,12 @@ def node_flow(config_path: Path) -> NodeResult:
     outcome = deliver_task(signed.path, cfg) if cfg.hub_url and not cfg.review else None
     if not isinstance(signed.doc, Submission):  # sign_task builds submissions only
         raise TypeError(f"{signed.path} holds a {type(signed.doc).__name__}")
-    return NodeResult(signed.doc, signed.path, outcome, report, preview, held=cfg.review)
+    result = NodeResult(signed.doc, signed.path, outcome, report, preview, held=cfg.review)
+    found = warnings(report)
+    if found:
+        return Completed(name="Completed with warnings", data=result,
+                         message="; ".join(found)[:1000])
+    return result
 
 
 @flow(name="emsbench-node-send", log_prints=True)
@@ -238,8 +269,15 @@ def _quiet_heartbeat() -> Any:
 
 def run_node(config_path: Path) -> NodeResult:
     """Compute, sign and (with a hub) deliver this period's submission."""
+    cfg = load_node_config(Path(config_path))
+    # Runs named by country and year, so the Prefect UI of a machine with several nodes
+    # (or many runs) says which is which.
+    named = node_flow.with_options(flow_run_name=f"node-{cfg.country}-{cfg.year}")
     with _quiet_heartbeat():
-        return node_flow(config_path)
+        result = named(config_path)
+    if not isinstance(result, NodeResult):
+        raise TypeError(f"the node flow returned {type(result).__name__}")
+    return result
 
 
 def send_pending(config_path: Path, only: list[str] | None = None) -> list[Outcome]:

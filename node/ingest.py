@@ -20,6 +20,8 @@ column (``stroke_scale_done`` is true wherever a stroke scale result or type is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,7 @@ import duckdb
 
 from emsbench import model
 from emsbench.sandbox import open_sandbox
+from node.console import watching
 from node.source import InputError, Source, open_source, quote
 
 __all__ = ["InputError", "IngestReport", "ingest", "open_missions"]
@@ -53,6 +56,10 @@ class IngestReport:
     renamed_columns: dict[str, str] = field(default_factory=dict)  # file header → column
     encoding: str = ""
     rejects_file: Path | None = None
+    # accepted rows with a value, per input column (completeness)
+    completeness: dict[str, int] = field(default_factory=dict)
+    # per month of the call ("01".."12", "unknown"): (rows read, rows accepted)
+    by_month: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 # Times in the order a mission happens: none may precede a recorded time before it.
@@ -95,47 +102,54 @@ def _why(col: str, raw: str, typed: str) -> str:
     return f"CASE WHEN {raw} IS NULL THEN NULL {' '.join(whens)} END"
 
 
+def _row_number(source: Source) -> str:
+    """The input row number (1-based): Parquet says it for free; for other readers it is
+    counted in reading order (DuckDB keeps insertion order)."""
+    if source.sql.startswith("read_parquet("):
+        return "file_row_number + 1"
+    return "row_number() OVER ()"
+
+
 def checked_sql(source: Source, source_types: dict[str, str], year: int, tz: str) -> str:
-    """One pass over the input: per column its final typed value (NULL where an optional
-    value failed), why it failed and the raw text; per row the reason it is rejected (a
-    required field missing or failing, a call outside the year, a repeated mission id)."""
-    inner, why_cols, row_whens = ["_row"], [], []
+    """One pass over the input, in three projections that DuckDB streams (nothing in them
+    is stored but the last): each value typed once; why it fails its checks; then the final
+    value (NULL where an optional value failed), the row's reject reason (a required field
+    missing or failing, a call outside the year), its column and raw value, and the list of
+    optional values set to empty (reason, column, raw value) for the rejects file."""
+    typed_cols, why_cols = ["_row"], ["_row"]
     for col in model.input_columns():
         header = source.columns.get(col)
         if header is None:
-            inner.append(f"CAST(NULL AS {model.duckdb_types()[col]}) AS {col}")
-            inner.append(f"CAST(NULL AS VARCHAR) AS _why_{col}, "
-                         f"CAST(NULL AS VARCHAR) AS _raw_{col}")
+            typed_cols.append(f"CAST(NULL AS {model.duckdb_types()[col]}) AS _t_{col}, "
+                              f"CAST(NULL AS VARCHAR) AS _r_{col}")
+            why_cols.append(f"_t_{col}, _r_{col}, CAST(NULL AS VARCHAR) AS _w_{col}")
             continue
         raw = quote(header)
-        typed = _typed(col, raw, source_types[header], tz)
-        why = _why(col, raw, typed)
-        inner.append(f"CASE WHEN ({why}) IS NULL THEN {typed} END AS {col}")
-        inner.append(f"{why} AS _why_{col}, CASE WHEN ({why}) IS NOT NULL THEN "
-                     f"CAST({raw} AS VARCHAR) END AS _raw_{col}")
-        why_cols.append(col)
-    for col in model.input_columns():
-        if model.is_required(col):
-            row_whens.append(f"WHEN _why_{col} IS NOT NULL THEN _why_{col}")
-            row_whens.append(f"WHEN {col} IS NULL THEN 'missing:{col}'")
-    row_whens.append(f"WHEN year(call_received) <> {int(year)} THEN 'outside_period'")
-    row_whens.append("WHEN _seen > 1 THEN 'duplicate:mission_id'")
-    reason = "CASE " + " ".join(row_whens) + " END"
+        typed_cols.append(f"{_typed(col, raw, source_types[header], tz)} AS _t_{col}, "
+                          f"{raw} AS _r_{col}")
+        why_cols.append(f"_t_{col}, _r_{col}, {_why(col, f'_r_{col}', f'_t_{col}')} AS _w_{col}")
+    required = [c for c in model.input_columns() if model.is_required(c)]
+    optional = [c for c in model.input_columns() if not model.is_required(c)]
+    outside = f"year(_t_call_received) <> {int(year)}"
+    reason = "CASE " + " ".join(
+        [f"WHEN _w_{c} IS NOT NULL THEN _w_{c} WHEN _t_{c} IS NULL THEN 'missing:{c}'"
+         for c in required] + [f"WHEN {outside} THEN 'outside_period'"]) + " END"
     column = "CASE " + " ".join(
-        [f"WHEN _why_{c} IS NOT NULL OR {c} IS NULL THEN '{c}'"
-         for c in model.input_columns() if model.is_required(c)]
-        + [f"WHEN year(call_received) <> {int(year)} THEN 'call_received'",
-           "WHEN _seen > 1 THEN 'mission_id'"]) + " END"
+        [f"WHEN _w_{c} IS NOT NULL OR _t_{c} IS NULL THEN '{c}'" for c in required]
+        + [f"WHEN {outside} THEN 'call_received'"]) + " END"
     value = "CASE " + " ".join(
-        [f"WHEN _why_{c} IS NOT NULL THEN _raw_{c}" for c in model.input_columns()
-         if model.is_required(c)]
-        + [f"WHEN year(call_received) <> {int(year)} THEN CAST(call_received AS VARCHAR)",
-           "WHEN _seen > 1 THEN mission_id"]) + " END"
-    return (f"SELECT *, {reason} AS _reject_reason, {column} AS _reject_column, "
-            f"{value} AS _reject_value FROM ("
-            f"SELECT *, row_number() OVER (PARTITION BY mission_id ORDER BY _row) AS _seen "
-            f"FROM (SELECT {', '.join(inner)} FROM "
-            f"(SELECT row_number() OVER () AS _row, * FROM {source.sql})))")
+        [f"WHEN _w_{c} IS NOT NULL THEN CAST(_r_{c} AS VARCHAR)" for c in required]
+        + [f"WHEN {outside} THEN CAST(_t_call_received AS VARCHAR)"]) + " END"
+    nulled = "list_filter([" + ", ".join(
+        f"CASE WHEN _w_{c} IS NOT NULL THEN {{'c': '{c}', 'r': _w_{c}, "
+        f"'v': CAST(_r_{c} AS VARCHAR)}} END" for c in optional) + "], lambda x: x IS NOT NULL)"
+    final = ", ".join(f"CASE WHEN _w_{c} IS NULL THEN _t_{c} END AS {c}"
+                      for c in model.input_columns())
+    return (f"SELECT _row, {final}, {reason} AS _reject_reason, {column} AS _reject_column, "
+            f"{value} AS _reject_value, {nulled} AS _nulled FROM ("
+            f"SELECT {', '.join(why_cols)} FROM ("
+            f"SELECT {', '.join(typed_cols)} FROM ("
+            f"SELECT {_row_number(source)} AS _row, * FROM {source.sql})))")
 
 
 def missions_select() -> str:
@@ -150,7 +164,8 @@ def missions_select() -> str:
 def open_missions(path: Path, year: int, workdir: Path, threads: int | None = None, *,
                   timezone: str = "UTC", encoding: str | None = None,
                   required: tuple[str, ...] = (), rejects: Path | None = None,
-                  fmt: str = "common") -> tuple[duckdb.DuckDBPyConnection, IngestReport]:
+                  fmt: str = "common", progress: Callable[[str], None] | None = None
+                  ) -> tuple[duckdb.DuckDBPyConnection, IngestReport]:
     """A locked sandbox holding the validated missions of ``path``, and the counts.
 
     The working database is a file in ``workdir`` (deleted with that folder by the caller).
@@ -160,7 +175,7 @@ def open_missions(path: Path, year: int, workdir: Path, threads: int | None = No
     def load(con: duckdb.DuckDBPyConnection) -> None:
         holder["report"] = ingest(con, path, year, timezone=timezone, encoding=encoding,
                                   workdir=workdir, required=required, rejects=rejects,
-                                  fmt=fmt)
+                                  fmt=fmt, progress=progress)
 
     con = open_sandbox(load, threads=threads, database=workdir / "missions.duckdb")
     return con, holder["report"]
@@ -170,23 +185,25 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, path: Path, csv_lines: bool) 
     """Every rejected row and every value set to NULL: row, line, mission id, column,
     reason, value and what was done. Stays on the node (it holds row-level data)."""
     line = "_row + 1" if csv_lines else "NULL"
-    parts = [f"SELECT _row, {line} AS line, mission_id, _reject_column AS column_name, "
-             "_reject_reason AS reason, _reject_value AS value, 'row rejected' AS action "
-             "FROM checked WHERE _reject_reason IS NOT NULL"]
-    parts += [f"SELECT _row, {line}, mission_id, '{c}', _why_{c}, _raw_{c}, 'value set to "
-              f"empty' FROM checked WHERE _why_{c} IS NOT NULL AND _reject_reason IS NULL"
-              for c in model.input_columns() if not model.is_required(c)]
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    con.execute(f'COPY (SELECT _row AS "row", line, mission_id, column_name AS "column", '
-                f"reason, value, action FROM ({' UNION ALL '.join(parts)}) "
-                f"ORDER BY _row, column_name) TO {_lit(str(path))} (HEADER, DELIMITER ',')")
+    con.execute(
+        f'COPY (SELECT _row AS "row", {line} AS line, mission_id, c AS "column", r AS reason, '
+        "v AS value, a AS action FROM ("
+        "SELECT _row, mission_id, _reject_column AS c, _reject_reason AS r, "
+        "_reject_value AS v, 'row rejected' AS a FROM checked "
+        "WHERE _reject_reason IS NOT NULL UNION ALL "
+        "SELECT _row, mission_id, x.c, x.r, x.v, 'value set to empty' FROM ("
+        "SELECT _row, mission_id, unnest(_nulled) AS x FROM checked "
+        "WHERE _reject_reason IS NULL AND len(_nulled) > 0)) "
+        f"ORDER BY _row, c) TO {_lit(str(path))} (HEADER, DELIMITER ',')")
     path.chmod(0o600)
 
 
 def ingest(con: duckdb.DuckDBPyConnection, path: Path, year: int, *, timezone: str = "UTC",
            encoding: str | None = None, workdir: Path | None = None,
            required: tuple[str, ...] = (), rejects: Path | None = None,
-           fmt: str = "common") -> IngestReport:
+           fmt: str = "common", progress: Callable[[str], None] | None = None
+           ) -> IngestReport:
     """Load ``path`` into ``con``; the valid rows, and nothing else, are the table
     ``missions``. Return what was rejected, set to NULL and found out of order.
 
@@ -198,22 +215,29 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, year: int, *, timezone: s
                          fmt=fmt)
     types = {str(r[0]): str(r[1])
              for r in con.execute(f"DESCRIBE SELECT * FROM {source.sql}").fetchall()}
+    watch = (watching(con, f"reading and validating {path.name}", progress) if progress
+             else nullcontext())
     try:
-        con.execute(f"CREATE TABLE checked AS SELECT {missions_select()}, _row, _reject_reason, "
-                    f"_reject_column, _reject_value, "
-                    + ", ".join(f"_why_{c}, _raw_{c}" for c in model.input_columns())
-                    + f" FROM ({checked_sql(source, types, year, timezone)})")
+        with watch:
+            con.execute(f"CREATE TABLE checked AS SELECT {missions_select()}, _row, "
+                        "_reject_reason, "
+                        "_reject_column, _reject_value, _nulled "
+                        f"FROM ({checked_sql(source, types, year, timezone)})")
     except duckdb.Error as exc:
         raise InputError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+    # A mission id seen before in the file: the first accepted occurrence is kept. A narrow
+    # pass over the stored table (a window over the whole row would buffer every column).
+    con.execute("UPDATE checked SET _reject_reason = 'duplicate:mission_id', "
+                "_reject_column = 'mission_id', _reject_value = mission_id "
+                "WHERE _row IN (SELECT _row FROM (SELECT _row, row_number() OVER "
+                "(PARTITION BY mission_id ORDER BY _row) AS n FROM checked "
+                "WHERE _reject_reason IS NULL) WHERE n > 1)")
     counts = con.execute("SELECT _reject_reason, count(*) FROM checked GROUP BY ALL").fetchall()
     by_reason = {str(r): int(n) for r, n in counts if r is not None}
     accepted = sum(int(n) for r, n in counts if r is None)
-    optional = [c for c in model.input_columns() if not model.is_required(c)]
-    nulled: dict[str, int] = {}
-    for c in optional:
-        for why, n in con.execute(f"SELECT _why_{c}, count(*) FROM checked WHERE _why_{c} IS "
-                                  "NOT NULL AND _reject_reason IS NULL GROUP BY ALL").fetchall():
-            nulled[str(why)] = int(n)
+    nulled = {str(why): int(n) for why, n in con.execute(
+        "SELECT x.r, count(*) FROM (SELECT unnest(_nulled) AS x FROM checked "
+        "WHERE _reject_reason IS NULL AND len(_nulled) > 0) GROUP BY ALL").fetchall()}
     # Each time against the latest recorded time before it in its chain (greatest() skips
     # NULLs), so a gap in the record does not hide a time that runs backwards.
     pairs = [(chain[i], chain[:i]) for chain in TIME_CHAINS for i in range(1, len(chain))]
@@ -222,15 +246,19 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, year: int, *, timezone: s
         + " FROM checked WHERE _reject_reason IS NULL").fetchone() or ()
     out_of_order = {f"{t} before an earlier step": int(n)
                     for (t, _), n in zip(pairs, order, strict=True) if n}
+    filled = con.execute("SELECT " + ", ".join(f"count({c})" for c in model.input_columns())
+                         + " FROM checked WHERE _reject_reason IS NULL").fetchone() or ()
+    completeness = dict(zip(model.input_columns(), map(int, filled), strict=True))
+    months = con.execute("SELECT coalesce(strftime(call_received, '%m'), 'unknown') AS m, "
+                         "count(*), count(*) FILTER (_reject_reason IS NULL) FROM checked "
+                         "GROUP BY m ORDER BY m").fetchall()
     if rejects is not None:
         _write_rejects(con, rejects, source.text_lines)
     # The sandbox then holds the valid rows only, as table ``missions``: rejected rows are
     # deleted, not hidden behind a view, so nothing a spec could reach holds them. (DELETE
     # marks rows; it does not copy the table.)
     con.execute("DELETE FROM checked WHERE _reject_reason IS NOT NULL")
-    for extra in ["_row", "_reject_reason", "_reject_column", "_reject_value",
-                  *(f"_why_{c}" for c in model.input_columns()),
-                  *(f"_raw_{c}" for c in model.input_columns())]:
+    for extra in ("_row", "_reject_reason", "_reject_column", "_reject_value", "_nulled"):
         con.execute(f"ALTER TABLE checked DROP COLUMN {extra}")
     con.execute("ALTER TABLE checked RENAME TO missions")
     return IngestReport(
@@ -241,4 +269,5 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, year: int, *, timezone: s
         ignored_columns=source.ignored, nulled_by_reason=dict(sorted(nulled.items())),
         out_of_order=out_of_order,
         renamed_columns={h: c for c, h in source.columns.items() if h != c},
-        encoding=source.encoding, rejects_file=rejects)
+        encoding=source.encoding, rejects_file=rejects, completeness=completeness,
+        by_month={str(m): (int(r), int(a)) for m, r, a in months})

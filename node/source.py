@@ -54,7 +54,7 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _check_utf8(path: Path) -> None:
+def check_utf8(path: Path) -> None:
     """Raise InputError naming line and byte if ``path`` is not UTF-8 text."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     line, offset = 1, 0
@@ -76,14 +76,15 @@ def _check_utf8(path: Path) -> None:
             offset += len(chunk)
 
 
-def _transcode(path: Path, encoding: str, workdir: Path) -> Path:
+def transcode(path: Path, encoding: str, workdir: Path) -> Path:
     """``path`` re-encoded from ``encoding`` to UTF-8, in ``workdir`` (streamed)."""
     try:
         codecs.lookup(encoding)
     except LookupError:
         raise InputError(f"unknown encoding {encoding!r} in node.toml; use e.g. utf-8, "
                          "windows-1252, iso-8859-1 or utf-16") from None
-    out = workdir / "input-utf8.csv"
+    # Named after the work database, so the node's workspace removes it with the rest.
+    out = workdir / "missions.duckdb.input-utf8.csv"
     line = 1
     try:
         with path.open("r", encoding=encoding, newline="") as src, \
@@ -101,15 +102,16 @@ def _reader(path: Path, encoding: str | None, workdir: Path) -> tuple[str, str]:
     """DuckDB table expression reading ``path``, and the encoding it was read with."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        return f"read_parquet({_lit(str(path))})", "parquet"
+        # file_row_number: the row number for the rejects file, without a window.
+        return f"read_parquet({_lit(str(path))}, file_row_number = true)", "parquet"
     if suffix not in (".csv", ".txt"):
         raise InputError(f"{path}: unsupported input format {suffix!r}; use .parquet or .csv")
     wanted = (encoding or "utf-8").lower().replace("_", "-")
     if wanted in ("utf-8", "utf8", "utf-8-sig"):
-        _check_utf8(path)
+        check_utf8(path)
         text, used = path, "utf-8"
     else:
-        text, used = _transcode(path, wanted, workdir), wanted
+        text, used = transcode(path, wanted, workdir), wanted
     # Text only: every value is cast (and checked) by the node, never guessed by the reader.
     return f"read_csv({_lit(str(text))}, header = true, all_varchar = true)", used
 
@@ -120,6 +122,48 @@ def _missing(columns: dict[str, str], required: tuple[str, ...]) -> list[str]:
         rule = model.DERIVED.get(col)
         needed += [c for c in model.input_columns() if rule and c in rule] if rule else [col]
     return [c for c in dict.fromkeys(needed) if c not in columns]
+
+
+def match_headers(headers: list[str], where: str, required: tuple[str, ...] = (),
+                  kind: str = "file") -> tuple[dict[str, str], list[str]]:
+    """Match input ``headers`` to the model's input columns (case-, accent- and
+    spacing-insensitively): the model column → header map, and the headers that are no
+    model column. A header close to a model column, two headers for one column or a
+    missing required column stop with one InputError starting with ``where``; ``kind``
+    names what holds the columns (a file, a table)."""
+    wanted = {normal_header(c): c for c in model.input_columns()}
+    columns: dict[str, str] = {}
+    ignored: list[str] = []
+    problems: list[str] = []
+    for header in headers:
+        col = wanted.get(normal_header(header))
+        if col is None:
+            ignored.append(header)
+        elif col in columns:
+            problems.append(f"columns {columns[col]!r} and {header!r} are both {col!r}")
+        else:
+            columns[col] = header
+    # DuckDB renames a repeated header ("URBANICITY" after "Urbanicity") to "URBANICITY_1".
+    normal = {normal_header(h) for h in headers}
+    for header in ignored:
+        base, _, n = header.rpartition("_")
+        if n.isdigit() and normal_header(base) in normal and normal_header(base) in wanted:
+            problems.append(f"columns {columns[wanted[normal_header(base)]]!r} and "
+                            f"{base!r} are both {wanted[normal_header(base)]!r}")
+    unmatched = [c for c in model.input_columns() if c not in columns]
+    for header in ignored:
+        near = difflib.get_close_matches(normal_header(header), unmatched, n=1, cutoff=0.8)
+        if near:
+            problems.append(f"column {header!r} is not in the common model; did you mean "
+                            f"{near[0]!r}? Rename the column in the {kind}")
+    missing = _missing(columns, required)
+    if missing:
+        problems.append(f"required column(s) {missing} are missing (the model requires some; "
+                        "the catalogue stratifies on the others); the common model is "
+                        "described in docs/information-model.md")
+    if problems:
+        raise InputError(f"{where}: " + "; ".join(problems))
+    return columns, ignored
 
 
 def open_source(con: duckdb.DuckDBPyConnection, path: Path, *, encoding: str | None,
@@ -147,39 +191,9 @@ def open_source(con: duckdb.DuckDBPyConnection, path: Path, *, encoding: str | N
         raise InputError(f"input file {path} does not exist: check 'data' in node.toml")
     sql, used = _reader(path, encoding, workdir)
     try:
-        headers = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()]
+        headers = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()
+                   if not (r[0] == "file_row_number" and used == "parquet")]
     except duckdb.Error as exc:
         raise InputError(f"cannot read {path} ({used}): {str(exc).splitlines()[0]}") from exc
-    wanted = {normal_header(c): c for c in model.input_columns()}
-    columns: dict[str, str] = {}
-    ignored: list[str] = []
-    problems: list[str] = []
-    for header in headers:
-        col = wanted.get(normal_header(header))
-        if col is None:
-            ignored.append(header)
-        elif col in columns:
-            problems.append(f"columns {columns[col]!r} and {header!r} are both {col!r}")
-        else:
-            columns[col] = header
-    # DuckDB renames a repeated header ("URBANICITY" after "Urbanicity") to "URBANICITY_1".
-    normal = {normal_header(h) for h in headers}
-    for header in ignored:
-        base, _, n = header.rpartition("_")
-        if n.isdigit() and normal_header(base) in normal and normal_header(base) in wanted:
-            problems.append(f"columns {columns[wanted[normal_header(base)]]!r} and "
-                            f"{base!r} are both {wanted[normal_header(base)]!r}")
-    unmatched = [c for c in model.input_columns() if c not in columns]
-    for header in ignored:
-        near = difflib.get_close_matches(normal_header(header), unmatched, n=1, cutoff=0.8)
-        if near:
-            problems.append(f"column {header!r} is not in the common model; did you mean "
-                            f"{near[0]!r}? Rename the column in the file")
-    missing = _missing(columns, required)
-    if missing:
-        problems.append(f"required column(s) {missing} are missing (the model requires some; "
-                        "the catalogue stratifies on the others); the common model is "
-                        "described in docs/information-model.md")
-    if problems:
-        raise InputError(f"{path}: " + "; ".join(problems))
+    columns, ignored = match_headers(headers, str(path), required)
     return Source(sql, columns, tuple(ignored), used, text_lines=used != "parquet")

@@ -52,9 +52,15 @@ class SigningRefused(ValueError):
 
 
 def compute_all(con: duckdb.DuckDBPyConnection, specs: list[IndicatorSpec],
-                threshold: int) -> list[IndicatorResult]:
+                threshold: int, progress: Callable[[str], None] | None = None
+                ) -> list[IndicatorResult]:
     """Every spec computed in the sandbox, with disclosure control applied."""
-    return [protect(compute(con, spec), threshold) for spec in specs]
+    out = []
+    for i, spec in enumerate(specs, 1):
+        out.append(protect(compute(con, spec), threshold))
+        if progress and (i % 10 == 0 or i == len(specs)):
+            progress(f"  computed {i} of {len(specs)} indicators")
+    return out
 
 
 def build_submission(country: str, year: int, threshold: int, report: IngestReport,

@@ -23,16 +23,18 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-# format name → module. One module per format family; national formats share one module
-# driven by declarative format files.
+# format name → module. One module per format family; the national formats share
+# node.adapters.national, driven by declarative format files (formats/national-*.toml),
+# through one small entry-point module each (source() is given only the path).
 FORMATS: dict[str, str | None] = {
     "common": None,
     "nemsis": "node.adapters.nemsis",
-    "national-no": "node.adapters.national",
-    "national-se": "node.adapters.national",
-    "national-dk": "node.adapters.national",
-    "national-fi": "node.adapters.national",
-    "national-is": "node.adapters.national",
+    "national-no": "node.adapters.national_no",
+    "national-se": "node.adapters.national_se",
+    "national-dk": "node.adapters.national_dk",
+    "national-fi": "node.adapters.national_fi",
+    "national-is": "node.adapters.national_is",
+    "postgresql": "node.adapters.postgres",
 }
 
 

@@ -335,8 +335,8 @@ def test_run_errors_say_what_to_do(write_missions: Callable[..., Path], tmp_path
                                    capsys: pytest.CaptureFixture[str]) -> None:
     data = _missions(write_missions)
     assert main(["specs", "run", "BCPR", "--data", str(data), "--format", "nemsis"]) == 2
-    assert "not yet available (see the issue 'The national node on real data')" \
-        in capsys.readouterr().err
+    # NEMSIS input is a folder of tables: a single file is refused with what to give instead
+    assert "NEMSIS input is a folder of tables" in capsys.readouterr().err
     assert main(["specs", "run", "BCPR", "--data", str(tmp_path / "none.parquet")]) == 2
     assert "does not exist" in capsys.readouterr().err
     two_years = write_missions([{"call_received": f"{y}-01-01 10:00:00", "urgency_level": "U1",

@@ -150,6 +150,9 @@ def test_a_windows_1252_file_reads_exactly_with_its_encoding(tmp_path: Path) -> 
                                       encoding="cp1252"), encoding="windows-1252")
     assert ansi[1].rows_accepted == utf8[1].rows_accepted == 7
     assert ansi[1].encoding == "windows-1252"
+    # the UTF-8 copy is a working file: the node's workspace removes it after the run
+    assert [p.name for p in (tmp_path / "w" / "work").iterdir()
+            if not p.name.startswith("missions.duckdb")] == []
     query = "SELECT * FROM missions ORDER BY mission_id"
     assert ansi[0].execute(query).fetchall() == utf8[0].execute(query).fetchall()
 
