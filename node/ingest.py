@@ -82,6 +82,13 @@ def _typed(col: str, raw: str, source_type: str, tz: str) -> str:
             return (f"CASE WHEN regexp_matches(trim({raw}), {_lit(_OFFSET)}) "
                     f"THEN timezone({zone}, TRY_CAST(trim({raw}) AS TIMESTAMPTZ)) "
                     f"ELSE TRY_CAST({raw} AS TIMESTAMP) END")
+    if col in model.ENUMS:
+        # A code is matched whatever its case and surrounding spaces ('Urban ', 'u1'), and
+        # written as the code set writes it; anything else stays as it was, to be counted.
+        whens = " ".join(f"WHEN {_lit(code.lower())} THEN {_lit(code)}"
+                         for code in model.ENUMS[col])
+        text = f"CAST({raw} AS VARCHAR)"
+        return f"CASE lower(trim({text})) {whens} ELSE {text} END"
     return f"TRY_CAST({raw} AS {target})"
 
 
@@ -92,8 +99,7 @@ def _why(col: str, raw: str, typed: str) -> str:
         whens.append(f"WHEN ({typed}) IS NULL THEN 'unparseable:{col}'")
     if col in model.ENUMS:
         allowed = ", ".join(_lit(v) for v in model.ENUMS[col])
-        whens.append(f"WHEN CAST({raw} AS VARCHAR) NOT IN ({allowed}) "
-                     f"THEN 'invalid_code:{col}'")
+        whens.append(f"WHEN ({typed}) NOT IN ({allowed}) THEN 'invalid_code:{col}'")
     if col in model.RANGES:
         lo, hi = model.RANGES[col]
         whens.append(f"WHEN ({typed}) NOT BETWEEN {lo} AND {hi} THEN 'out_of_range:{col}'")

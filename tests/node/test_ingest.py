@@ -147,3 +147,17 @@ def test_synthetic_file_ingests_with_every_column(tmp_path: Path) -> None:
         "count(*) FILTER (WHERE age_band IS NULL AND patient_age IS NOT NULL) "
         "FROM missions").fetchone() or (0, 0, 0)
     assert (bands, months, unknown) == (5, 12, 0)
+
+
+def test_codes_match_whatever_their_case_and_spaces(tmp_path: Path) -> None:
+    csv = tmp_path / "m.csv"
+    csv.write_text("mission_id,call_received,urgency_level,service_type,urbanicity\n"
+                   "a,2025-01-01 10:00:00,u1,Emergency,URBAN\n"
+                   "b,2025-01-01 10:00:00, U2 ,emergency, rural\n"
+                   "c,2025-01-01 10:00:00,U 2,emergency,town\n", encoding="utf-8")
+    con, report = _ingest(csv)
+    assert report.rows_accepted == 2
+    assert report.rejected_by_reason == {"invalid_code:urgency_level": 1}
+    rows = con.execute("SELECT mission_id, urgency_level, service_type, urbanicity "
+                       "FROM missions ORDER BY mission_id").fetchall()
+    assert rows == [("a", "U1", "emergency", "urban"), ("b", "U2", "emergency", "rural")]
