@@ -155,7 +155,7 @@ def conforms(result: IndicatorResult, spec: IndicatorSpec, *, threshold: int,
     return p
 
 
-def _quality_problems(q: DataQuality, threshold: int, max_count: int) -> list[Problem]:
+def quality_problems(q: DataQuality, threshold: int, max_count: int) -> list[Problem]:
     p: list[Problem] = []
     counts = {"rows_read": q.rows_read, "rows_accepted": q.rows_accepted,
               **{f"rejected {k}": v for k, v in q.rejected_by_reason.items()}}
@@ -177,7 +177,34 @@ def _quality_problems(q: DataQuality, threshold: int, max_count: int) -> list[Pr
             if least > read - accepted:
                 p.append(Problem("inconsistent_quality", f"data quality: at least {least} "
                                  f"rejected rows, but read − accepted = {read - accepted}"))
+    p += _recoverable(q, threshold)
     return p
+
+
+def _recoverable(q: DataQuality, threshold: int) -> list[Problem]:
+    """Withheld data-quality counts that the released ones give away by subtraction.
+
+    Rows read = rows accepted + Σ rejected by reason. With rows read released, the withheld
+    counts among the others add up to a known total: one withheld count is that total
+    exactly, and several that add up to less than the threshold are a small count too."""
+    if q.rows_read is None:
+        return []
+    hidden = [k for k, v in q.rejected_by_reason.items() if v is None]
+    hidden += ["rows_accepted"] if q.rows_accepted is None else []
+    if not hidden:
+        return []
+    total = q.rows_read - (q.rows_accepted or 0) - sum(
+        v for v in q.rejected_by_reason.values() if v is not None)
+    if total < 1:
+        return []  # inconsistent, reported above: withheld counts are at least 1 each
+    if len(hidden) == 1:
+        return [Problem("disclosure_violation", f"data quality: the withheld {hidden[0]} is "
+                        f"recoverable as rows_read minus the released counts ({total})")]
+    if is_small(total, threshold):
+        return [Problem("disclosure_violation", f"data quality: the withheld counts "
+                        f"{', '.join(hidden)} add up to {total}, a count from 1 to "
+                        f"{threshold - 1} recoverable by subtraction")]
+    return []
 
 
 def _window_problems(doc: Document, policy: Policy, at: datetime) -> list[Problem]:
@@ -244,5 +271,5 @@ def check_document(doc: Document, specs: Iterable[IndicatorSpec], catalogue: str
         elif doc.catalogue != catalogue:
             p.append(Problem("spec_mismatch", f"catalogue {doc.catalogue[:12]}… differs from "
                              f"the hub's {catalogue[:12]}…"))
-    p += _quality_problems(doc.data_quality, k, policy.max_count)
+    p += quality_problems(doc.data_quality, k, policy.max_count)
     return p

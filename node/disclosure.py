@@ -7,6 +7,13 @@ each run holds at least ``threshold`` cases (a short tail joins the run before i
 every released count is large, the total stays exact and the hub can still pool and
 interpolate. Only a cell with fewer cases than the threshold in all is withheld. Zero is
 not a disclosure and is sent.
+
+The data-quality counts obey one equation, rows read = rows accepted + Σ rejected by reason,
+so withholding the small ones is not enough: with everything else released, a single
+withheld count is the difference, and several withheld counts still add up to a known
+total. ``protect_quality`` therefore also withholds (secondary suppression) the smallest
+released counts until the withheld ones are at least two and add up to ``threshold`` or
+more, so no withheld count, and no small sum of them, can be recovered by subtraction.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ from __future__ import annotations
 from emsbench.conformance import is_small
 from emsbench.wire import BinRun, Cell, IndicatorResult
 
-__all__ = ["coarsen", "is_small", "protect", "protect_cell", "protect_counts"]
+__all__ = ["coarsen", "is_small", "protect", "protect_cell", "protect_counts",
+           "protect_quality"]
 
 
 def coarsen(runs: list[BinRun], threshold: int) -> list[BinRun] | None:
@@ -58,3 +66,35 @@ def protect(result: IndicatorResult, threshold: int) -> IndicatorResult:
 def protect_counts(counts: dict[str, int], threshold: int) -> dict[str, int | None]:
     """Rejected-row counts by reason, small ones withheld."""
     return {k: (None if is_small(v, threshold) else v) for k, v in counts.items()}
+
+
+def protect_quality(read: int, accepted: int, rejected: dict[str, int], threshold: int
+                    ) -> tuple[int | None, int | None, dict[str, int | None]]:
+    """Rows read, rows accepted and rejected rows by reason, as they may leave the node.
+
+    Primary: every small count is withheld. Secondary: while rows read is released, the
+    withheld counts among rows accepted and the reasons are recoverable through
+    read − accepted − Σ reasons unless they are two or more and add up to ``threshold`` or
+    more; until then the smallest released reason is withheld too (by name on ties), then
+    rows accepted, then rows read.
+    """
+    out_read: int | None = None if is_small(read, threshold) else read
+    out_accepted: int | None = None if is_small(accepted, threshold) else accepted
+    reasons: dict[str, int | None] = protect_counts(rejected, threshold)
+
+    def withheld() -> list[int]:
+        hidden = [rejected[k] for k, v in reasons.items() if v is None]
+        return hidden + ([accepted] if out_accepted is None else [])
+
+    while out_read is not None:
+        hidden = withheld()
+        if not hidden or (len(hidden) >= 2 and sum(hidden) >= threshold):
+            break
+        released = sorted((v, k) for k, v in reasons.items() if v is not None)
+        if released:
+            reasons[released[0][1]] = None
+        elif out_accepted is not None:
+            out_accepted = None
+        else:
+            out_read = None
+    return out_read, out_accepted, reasons

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from emsbench import __version__, dsse, model
-from emsbench.conformance import Policy, Problem, check_document, is_small
+from emsbench.conformance import Policy, Problem, check_document
 from emsbench.engine import compute
 from emsbench.specs import IndicatorSpec, catalogue_sha256
 from emsbench.wire import (
@@ -34,7 +34,7 @@ from emsbench.wire import (
 )
 from node import audit
 from node.config import NodeConfig
-from node.disclosure import protect, protect_counts
+from node.disclosure import protect, protect_quality
 from node.ingest import IngestReport
 from node.outbox import (
     Signed,
@@ -68,11 +68,10 @@ def build_submission(country: str, year: int, threshold: int, report: IngestRepo
                      created_at: datetime | None = None) -> Submission:
     # Every count leaves through the small-count rule, the row totals included: a file of
     # three rows would otherwise say so.
-    quality = DataQuality(
-        rows_read=None if is_small(report.rows_read, threshold) else report.rows_read,
-        rows_accepted=None if is_small(report.rows_accepted, threshold)
-        else report.rows_accepted,
-        rejected_by_reason=protect_counts(report.rejected_by_reason, threshold))
+    read, accepted, reasons = protect_quality(report.rows_read, report.rows_accepted,
+                                              report.rejected_by_reason, threshold)
+    quality = DataQuality(rows_read=read, rows_accepted=accepted,
+                          rejected_by_reason=reasons)
     return Submission(
         submission_id=_new_id(country, year), country=country, period=Period(year=year),
         catalogue=catalogue, revision=revision, created_at=created_at or datetime.now(UTC),

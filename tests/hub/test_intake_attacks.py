@@ -175,6 +175,17 @@ ATTACKS: list[Any] = [
                  422, "disclosure_violation", id="rejected-rows-3"),
     pytest.param(edited(quality(rows_read=3, rows_accepted=0, rejected_by_reason={})),
                  422, "disclosure_violation", id="rows-read-3"),
+    # The demo's Iceland: read − accepted − released reasons = the one withheld reason (1).
+    pytest.param(edited(quality(rejected_by_reason={"missing:urgency_level": 19,
+                                                    "invalid_code:urgency_level": None})),
+                 422, "disclosure_violation", id="withheld-reason-by-subtraction"),
+    pytest.param(edited(quality(rejected_by_reason={"missing:urgency_level": 17,
+                                                    "invalid_code:urgency_level": None,
+                                                    "outside_period": None})),
+                 422, "disclosure_violation", id="two-withheld-reasons-summing-to-3"),
+    pytest.param(edited(quality(rows_accepted=None, rejected_by_reason={
+        "missing:urgency_level": 20})), 422, "disclosure_violation",
+                 id="withheld-accepted-by-subtraction"),
     pytest.param(edited(threshold=1), 422, "threshold_too_low", id="declared-threshold-1"),
     pytest.param(edited(threshold=2), 422, "threshold_too_low", id="declared-threshold-2"),
     pytest.param(edited(quality(rows_read=100, rows_accepted=120, rejected_by_reason={})),

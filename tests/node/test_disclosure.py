@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from emsbench.wire import Cell, IndicatorResult
-from node.disclosure import protect, protect_counts
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emsbench.conformance import quality_problems
+from emsbench.wire import Cell, DataQuality, IndicatorResult
+from node.disclosure import protect, protect_counts, protect_quality
 
 SHA = "0" * 64
 
@@ -44,3 +48,41 @@ def test_threshold_one_releases_everything_and_counts_are_protected_too() -> Non
     res = _share((1, 2))
     assert protect(res, 1) == res
     assert protect_counts({"a": 2, "b": 10, "c": 0}, 3) == {"a": None, "b": 10, "c": 0}
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(threshold=st.integers(3, 11), accepted=st.integers(0, 60),
+       rejected=st.dictionaries(st.sampled_from(["missing:urgency_level", "outside_period",
+                                                 "duplicate:mission_id",
+                                                 "invalid_code:service_type"]),
+                                st.integers(1, 40), max_size=4))
+def test_no_withheld_quality_count_is_recoverable(threshold: int, accepted: int,
+                                                  rejected: dict[str, int]) -> None:
+    """rows read = accepted + Σ reasons is the one equation the released counts obey: solve
+    it for every withheld count and check none is determined, and that the withheld ones
+    do not add up to a small count."""
+    read = accepted + sum(rejected.values())
+    out_read, out_accepted, reasons = protect_quality(read, accepted, rejected, threshold)
+    released = [v for v in (out_read, out_accepted, *reasons.values()) if v is not None]
+    assert not any(1 <= v < threshold for v in released)  # primary
+    assert out_read in (None, read) and out_accepted in (None, accepted)
+    assert all(v in (None, rejected[k]) for k, v in reasons.items())
+    unknown = [accepted] * (out_accepted is None) + [
+        rejected[k] for k, v in reasons.items() if v is None]
+    if out_read is not None and unknown:
+        # the released counts determine the sum of the unknown ones exactly
+        assert out_read - (out_accepted or 0) - sum(
+            v for v in reasons.values() if v is not None) == sum(unknown)
+        assert len(unknown) >= 2, "a single withheld count is the difference"
+        assert sum(unknown) >= threshold, "withheld counts add up to a small count"
+    # and the hub's own rule agrees that nothing leaks
+    q = DataQuality(rows_read=out_read, rows_accepted=out_accepted, rejected_by_reason=reasons)
+    problems = quality_problems(q, threshold, max_count=10**9)
+    assert [p for p in problems if p.code == "disclosure_violation"] == []
+
+
+def test_the_demo_iceland_case_withholds_more_than_the_small_count() -> None:
+    """2,250 read, 2,249 accepted, one reason of 1: withholding the 1 alone gives it away."""
+    read, accepted, reasons = protect_quality(2250, 2249, {"missing:urgency_level": 1}, 5)
+    assert reasons == {"missing:urgency_level": None}
+    assert read == 2250 and accepted is None  # 2250 = accepted + 1 has two unknowns
