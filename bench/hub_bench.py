@@ -64,8 +64,9 @@ CATALOGUE = Path(__file__).resolve().parents[1] / "tests" / "hub" / "catalogue"
 
 
 def sample_results(specs: list[IndicatorSpec]) -> list[IndicatorResult]:
-    """Conforming results of the test catalogue at threshold 5: one of each kind of cell
-    (released share, withheld share, coarsened histogram, withheld histogram)."""
+    """Conforming results of the test catalogue at threshold 5, full grids: one of each kind
+    of cell (released share, withheld share, empty share, coarsened histogram, withheld
+    histogram, empty histogram)."""
     by_id = {s.id: s for s in specs}
 
     def result(spec_id: str, cells: list[Cell]) -> IndicatorResult:
@@ -76,10 +77,14 @@ def sample_results(specs: list[IndicatorSpec]) -> list[IndicatorResult]:
     return [
         result("T-ALPHA", [Cell(numerator=40, denominator=100)]),
         result("T-BETA", [Cell(stratum={"urbanicity": "urban"}, numerator=30, denominator=60),
-                          Cell(stratum={"urbanicity": "rural"}, suppressed=True)]),
+                          Cell(stratum={"urbanicity": "rural"}, suppressed=True),
+                          Cell(stratum={"urbanicity": "unknown"}, numerator=0,
+                               denominator=0)]),
         result("T-TIME", [Cell(stratum={"urgency_level": "U1"},
                                bins=[(2, 2, 10), (3, 4, 25), (5, 10, 6)]),
-                          Cell(stratum={"urgency_level": "U2"}, suppressed=True)]),
+                          Cell(stratum={"urgency_level": "U2"}, suppressed=True),
+                          Cell(stratum={"urgency_level": "U3"}, bins=[]),
+                          Cell(stratum={"urgency_level": "unknown"}, bins=[])]),
     ]
 
 

@@ -16,6 +16,8 @@ code                            meaning
 ``spec_mismatch``               another version of a spec, or another catalogue release
 ``missing_indicator``           a catalogue indicator is absent
 ``wrong_shape``                 type or strata differ from the spec
+``incomplete_grid``             a stratum of the spec's grid is missing (empty ones too are
+                                sent, so a cell's presence says nothing)
 ``duplicate_stratum``           the same stratum twice in one indicator
 ``unknown_stratum_value``       a stratum value outside the column's code set
 ``invalid_bins``                histogram runs out of order, overlapping or out of range
@@ -36,7 +38,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from emsbench.specs import IndicatorSpec, stratum_values
+from emsbench.specs import IndicatorSpec, stratum_grid, stratum_values
 from emsbench.wire import Cell, DataQuality, Document, IndicatorResult, Submission
 
 # Spec and catalogue disagreements are conflicts of version (409); the rest are invalid
@@ -155,6 +157,20 @@ def conforms(result: IndicatorResult, spec: IndicatorSpec, *, threshold: int,
     return p
 
 
+def grid_problems(result: IndicatorResult, spec: IndicatorSpec) -> list[Problem]:
+    """Strata of the spec's full grid that ``result`` lacks. An intake rule (the merge can
+    pool a partial grid): a node that sends only non-empty strata tells which hold cases."""
+    have = {tuple(c.stratum.get(s) for s in spec.strata) for c in result.cells}
+    missing = [key for key in stratum_grid(spec.strata) if key not in have]
+    if not missing:
+        return []
+    shown = ", ".join("/".join(k) or "(all)" for k in missing[:5])
+    more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
+    return [Problem("incomplete_grid", f"indicator {spec.id}: {len(missing)} stratum cell(s) "
+                    f"of the grid are missing: {shown}{more}; send every stratum, empty ones "
+                    "as empty cells")]
+
+
 def quality_problems(q: DataQuality, threshold: int, max_count: int) -> list[Problem]:
     p: list[Problem] = []
     counts = {"rows_read": q.rows_read, "rows_accepted": q.rows_accepted,
@@ -262,7 +278,10 @@ def check_document(doc: Document, specs: Iterable[IndicatorSpec], catalogue: str
             p.append(Problem("unknown_spec", f"indicator {result.spec_id!r} is not in the "
                              f"catalogue; known: {', '.join(sorted(by_id))}"))
             continue
-        p += conforms(result, spec, threshold=k, max_count=policy.max_count)
+        found = conforms(result, spec, threshold=k, max_count=policy.max_count)
+        p += found
+        if not any(x.code in ("spec_mismatch", "wrong_shape") for x in found):
+            p += grid_problems(result, spec)
     if doc.indicators and not any(x.code == "spec_mismatch" for x in p):
         missing = sorted(set(by_id) - seen)
         if missing:

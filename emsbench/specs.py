@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -238,6 +239,12 @@ def stratum_values(column: str) -> tuple[str, ...]:
     if codes is None:
         raise KeyError(f"{column!r} has no closed code set")
     return (*codes, "unknown") if "unknown" not in codes else codes
+
+
+def stratum_grid(strata: Sequence[str]) -> list[tuple[str, ...]]:
+    """Every stratum a spec with ``strata`` can have, in code-set order: the full grid a
+    node sends, empty cells included, so that no cell's presence says it holds cases."""
+    return list(itertools.product(*(stratum_values(c) for c in strata)))
 
 
 def default_spec_dir() -> Path:

@@ -164,6 +164,7 @@ CONFORMANCE_CODES: dict[str, str] = {
     "spec_mismatch": "another version of a spec, or another catalogue release",
     "missing_indicator": "a catalogue indicator is absent",
     "wrong_shape": "type or strata differ from the spec",
+    "incomplete_grid": "a stratum of the spec's grid is missing (empty ones are sent too)",
     "duplicate_stratum": "the same stratum twice in one indicator",
     "unknown_stratum_value": "a stratum value outside the column's code set",
     "invalid_bins": "histogram runs out of order, overlapping or out of range",

@@ -214,7 +214,11 @@ def build_sections(figures: Sequence[Figure], specs: Sequence[IndicatorSpec],
             if skip and f.country != NORDIC and (f.denominator or f.suppressed):
                 found.setdefault(_endpoint(f.stratum), []).append(f.country)
         endpoints = [(", ".join(sorted(set(cs), key=country_key)), ep) for ep, cs in found.items()]
-        row_list = list(rows.values())
+        # Nodes send every stratum of the grid; a row no country has a case in is noise here
+        # (the export keeps it).
+        row_list = [r for r in rows.values() if any(
+            e.figure is not None and (e.figure.denominator or e.figure.suppressed)
+            for entries in r.cells.values() for e in entries)]
         releases = ", ".join(catalogues.releases_of(spec)) if catalogues else ""
         anchor = f"{spec.id}-v{spec.version}" if spec.id in several else spec.id
         sections.append(Section(spec, measure_text(spec), row_list, endpoints,

@@ -8,6 +8,10 @@ every released count is large, the total stays exact and the hub can still pool 
 interpolate. Only a cell with fewer cases than the threshold in all is withheld. Zero is
 not a disclosure and is sent.
 
+Every result is sent as its full grid (``full_grid``): one cell for every stratum the code
+sets allow, empty ones included, so a withheld cell's label does not say that the stratum
+holds cases.
+
 The data-quality counts obey one equation, rows read = rows accepted + Σ rejected by reason,
 so withholding the small ones is not enough: with everything else released, a single
 withheld count is the difference, and several withheld counts still add up to a known
@@ -19,10 +23,29 @@ more, so no withheld count, and no small sum of them, can be recovered by subtra
 from __future__ import annotations
 
 from emsbench.conformance import is_small
+from emsbench.specs import stratum_grid
 from emsbench.wire import BinRun, Cell, IndicatorResult
 
-__all__ = ["coarsen", "is_small", "protect", "protect_cell", "protect_counts",
+__all__ = ["coarsen", "full_grid", "is_small", "protect", "protect_cell", "protect_counts",
            "protect_quality"]
+
+
+def full_grid(result: IndicatorResult) -> IndicatorResult:
+    """``result`` with a cell for every stratum of its grid, in grid order; an absent
+    stratum is an empty cell (0 of 0, or no histogram runs). Zero is not a disclosure."""
+    have = {tuple(c.stratum[s] for s in result.strata): c for c in result.cells}
+    cells = []
+    for key in stratum_grid(result.strata):
+        cell = have.pop(key, None)
+        if cell is None:
+            stratum = dict(zip(result.strata, key, strict=True))
+            cell = (Cell(stratum=stratum, numerator=0, denominator=0) if result.type == "share"
+                    else Cell(stratum=stratum, bins=[]))
+        cells.append(cell)
+    if have:  # the engine computed a stratum outside the code sets: a bug, never sent
+        raise ValueError(f"indicator {result.spec_id}: strata outside the code sets: "
+                         f"{sorted(have)}")
+    return result.model_copy(update={"cells": cells})
 
 
 def coarsen(runs: list[BinRun], threshold: int) -> list[BinRun] | None:

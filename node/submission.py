@@ -34,7 +34,7 @@ from emsbench.wire import (
 )
 from node import audit
 from node.config import NodeConfig
-from node.disclosure import protect, protect_quality
+from node.disclosure import full_grid, protect, protect_quality
 from node.ingest import IngestReport
 from node.outbox import (
     Signed,
@@ -57,7 +57,7 @@ def compute_all(con: duckdb.DuckDBPyConnection, specs: list[IndicatorSpec],
     """Every spec computed in the sandbox, with disclosure control applied."""
     out = []
     for i, spec in enumerate(specs, 1):
-        out.append(protect(compute(con, spec), threshold))
+        out.append(protect(full_grid(compute(con, spec)), threshold))
         if progress and (i % 10 == 0 or i == len(specs)):
             progress(f"  computed {i} of {len(specs)} indicators")
     return out

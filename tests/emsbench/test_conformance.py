@@ -21,7 +21,7 @@ from emsbench.conformance import (
     conforms,
     is_small,
 )
-from emsbench.specs import Bins, IndicatorSpec, SpecTestCase, catalogue_sha256
+from emsbench.specs import Bins, IndicatorSpec, SpecTestCase, catalogue_sha256, stratum_grid
 from emsbench.wire import (
     Cell,
     DataQuality,
@@ -56,9 +56,16 @@ SPECS = [ALPHA, BETA, TIME]
 CATALOGUE = catalogue_sha256(SPECS)
 
 
-def result(spec: IndicatorSpec, cells: list[Cell]) -> IndicatorResult:
+def result(spec: IndicatorSpec, cells: list[Cell], grid: bool = True) -> IndicatorResult:
+    """A result with ``cells``, and (``grid``) an empty cell for every other stratum of the
+    spec's grid, as a node sends it."""
+    have = {tuple(c.stratum.get(s) for s in spec.strata) for c in cells}
+    empty = [Cell(stratum=dict(zip(spec.strata, key, strict=True)),
+                  **({"numerator": 0, "denominator": 0} if spec.type == "share"
+                     else {"bins": []}))
+             for key in stratum_grid(spec.strata) if key not in have] if grid else []
     return IndicatorResult(spec_id=spec.id, spec_version=spec.version, spec_sha256=spec.sha256,
-                           type=spec.type, strata=list(spec.strata), cells=cells)
+                           type=spec.type, strata=list(spec.strata), cells=cells + empty)
 
 
 def alpha(num: int | None = 40, den: int | None = 100, suppressed: bool = False
@@ -120,6 +127,9 @@ def test_a_sound_submission_has_no_problem() -> None:
 # (case id, document, the codes check_document must return, in order)
 CASES: list[tuple[str, Callable[[], Submission | Withdrawal], list[str]]] = [
     ("empty", lambda: submission(indicators=[]), ["empty_submission"]),
+    ("partial-grid", lambda: submission(indicators=indicators(result(
+        BETA, [Cell(stratum={"urbanicity": "urban"}, numerator=30, denominator=60)],
+        grid=False))), ["incomplete_grid"]),
     ("duplicate-indicator", lambda: submission(indicators=[*indicators(), alpha(41, 100)]),
      ["duplicate_indicator"]),
     ("unknown-spec", lambda: submission(indicators=[
@@ -236,7 +246,7 @@ def test_problem_codes(make: Callable[[], Submission | Withdrawal],
 def test_every_documented_code_is_exercised() -> None:
     documented = set(re.findall(r"^``([a-z_]+)``", conformance.__doc__ or "", re.M))
     documented.add("numerator_exceeds_denominator")  # the table row without a meaning
-    assert len(documented) == 17
+    assert len(documented) == 18
     assert documented == {code for _, _, expected in CASES for code in expected}
 
 
@@ -344,3 +354,17 @@ def test_a_created_at_beyond_utc_range_is_a_problem_not_a_crash() -> None:
 
     edge = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))
     assert "created_at_out_of_window" in codes(submission(created_at=edge))
+
+
+def test_a_partial_grid_is_refused_naming_the_missing_strata() -> None:
+    """A node that sends only its non-empty strata says which ones hold cases."""
+    partial = result(TIME, [Cell(stratum={"urgency_level": "U1"}, bins=[(2, 4, 10)])],
+                     grid=False)
+    problems = check_document(submission(indicators=indicators(partial)), SPECS, CATALOGUE,
+                              POLICY, AT)
+    assert [p.code for p in problems] == ["incomplete_grid"]
+    assert "3 stratum cell(s) of the grid are missing: U2, U3, unknown" in problems[0].message
+    # an empty stratum sent as an empty cell is no disclosure
+    full = result(TIME, [Cell(stratum={"urgency_level": "U1"}, bins=[(2, 4, 10)])])
+    assert check_document(submission(indicators=indicators(full)), SPECS, CATALOGUE, POLICY,
+                          AT) == []

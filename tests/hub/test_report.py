@@ -38,7 +38,7 @@ from emsbench.wire import (
 from hub.catalogues import Catalogues
 from hub.export import COLUMNS
 from hub.ledger import Note, PeriodView, Standing
-from hub.merge import data_quality_rows, merge
+from hub.merge import Figure, data_quality_rows, merge
 from hub.report import build_report, export_csv, provenance, write_report
 from hub.store import Record
 from node.disclosure import coarsen, protect_cell
@@ -382,3 +382,18 @@ def test_provenance_shows_received_time_in_utc() -> None:
     view = PeriodView(YEAR, standing=[standing(no, datetime(2026, 2, 1, 11, 0, tzinfo=oslo))])
     [row] = provenance(view, Catalogues.of(fixture_specs()))
     assert row["received_at"] == "2026-02-01 10:00 UTC"
+
+
+def test_strata_no_country_has_a_case_in_are_left_out_of_the_report(tmp_path: Path) -> None:
+    """Nodes send the full grid; a row of empty cells is noise in the report, not in the
+    export."""
+    spec = fixture_specs()[1]
+    def fig(country: str, stratum: str, n: int) -> Figure:
+        return Figure(spec.id, spec.version, spec.unit, country, YEAR, stratum, n // 2, n,
+                      50.0 if n else None, None, None, False, int(n > 0))
+    shown = "ca_survival_endpoint=30d;ca_witnessed_by=bystander"
+    empty = "ca_survival_endpoint=unknown;ca_witnessed_by=unknown"
+    figures = [fig(c, s, n) for c in ("NO", "SE") for s, n in ((shown, 40), (empty, 0))]
+    text = write_report(figures, [spec], [], YEAR, tmp_path, {}).read_text(encoding="utf-8")
+    assert "witnessed by: bystander" in text
+    assert "witnessed by: unknown" not in text
