@@ -2,7 +2,11 @@
 
 One row per (indicator, stratum, country) with the counts behind each value, so anyone can
 recompute the published shares and re-pool countries themselves. The column set is a
-public interface: change it only with a new export version.
+public interface: change it only with a new export version (``EXPORT_VERSION``).
+
+Version 2 added ``n_countries``, ``countries`` (the countries with at least one case in the
+figure, space-separated) and ``omitted`` (those whose count was withheld by their node, so
+a pooled figure without them is partial).
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from pathlib import Path
 
 from hub.merge import Figure, country_key, natural_key
 
+EXPORT_VERSION = "2"
 COLUMNS = ("indicator_id", "country", "year", "stratum", "numerator", "denominator", "value",
-           "ci_low", "ci_high", "suppressed", "spec_version", "unit")
+           "ci_low", "ci_high", "suppressed", "spec_version", "unit", "n_countries",
+           "countries", "omitted")
 
 
 def _num(value: float | None) -> str:
@@ -52,6 +58,9 @@ def figure_row(f: Figure) -> dict[str, str]:
         "suppressed": "true" if f.suppressed else "false",
         "spec_version": safe_text(f.spec_version),
         "unit": safe_text(f.unit),
+        "n_countries": str(f.n_countries),
+        "countries": safe_text(" ".join(f.countries)),
+        "omitted": safe_text(" ".join(f.omitted)),
     }
 
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from emsbench.conformance import conforms
+from emsbench.conformance import conforms, is_small
 from emsbench.specs import IndicatorSpec
 from emsbench.wire import MAX_JSON_INT, Cell, IndicatorResult, Submission
 from hub.stats import histogram_quantile, quantile_interval, spread_runs, wilson_interval
@@ -33,8 +33,11 @@ class SpecMismatchError(ValueError):
 class Figure:
     """One published number: an indicator in one stratum for one country (or NORDIC).
 
-    ``n_countries`` counts the countries whose released counts contain at least one case;
-    ``suppressed`` says some count that belongs in this figure was withheld by a node.
+    ``n_countries`` counts the countries whose released counts contain at least one case
+    and ``countries`` names them; ``omitted`` names the countries whose count for this
+    stratum was withheld by their node, so a pool without them says so (``suppressed`` is
+    then true too). A pooled figure whose counts are small under the strictest threshold
+    of the countries in it is withheld by the hub (``suppressed``, no counts).
     """
 
     indicator_id: str
@@ -50,6 +53,8 @@ class Figure:
     ci_high: float | None
     suppressed: bool
     n_countries: int
+    countries: tuple[str, ...] = ()
+    omitted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,39 +96,56 @@ class _Tally:
     counts: list[float] | None = None
     n: int = 0
     suppressed: bool = False
-    n_countries: int = 0
     has_cell: bool = False
+    countries: list[str] = field(default_factory=list)  # released with at least one case
+    omitted: list[str] = field(default_factory=list)  # withheld by their node
 
-    def add(self, cell: Cell, spec: IndicatorSpec) -> None:
+    @property
+    def n_countries(self) -> int:
+        return len(self.countries)
+
+    def add(self, cell: Cell, spec: IndicatorSpec, country: str = "") -> None:
         self.has_cell = True
         if spec.type == "share":
             withheld = cell.numerator is None or cell.denominator is None
             self.suppressed |= cell.suppressed or withheld
             # Add a pair only when both halves were released: adding a denominator without
             # its numerator would bias the pooled share downwards.
-            if not withheld:
+            if withheld:
+                self.omitted.append(country)
+            else:
                 assert cell.numerator is not None and cell.denominator is not None
                 self.numerator += cell.numerator
                 self.denominator += cell.denominator
-                self.n_countries += cell.denominator > 0
+                if cell.denominator > 0:
+                    self.countries.append(country)
             return
         assert spec.bins is not None
         self.suppressed |= cell.suppressed or cell.bins is None
+        if cell.bins is None:
+            self.omitted.append(country)
         runs = cell.bins or []
         released = spread_runs(runs, spec.bins.n_bins)
         self.counts = [a + b for a, b in zip(self.counts or [0.0] * len(released), released,
                                              strict=True)]
         cases = sum(count for _, _, count in runs)
         self.n += cases
-        self.n_countries += cases > 0
+        if cases > 0:
+            self.countries.append(country)
 
 
 def _figure(spec: IndicatorSpec, country: str, year: int, stratum: str, t: _Tally,
-            fully_withheld: bool) -> Figure:
+            fully_withheld: bool, threshold: int = 1) -> Figure:
+    """The figure of a tally; ``threshold``: the strictest disclosure threshold of the
+    countries pooled in it (1 for one country's own figure, which its node protected)."""
     value = lo = hi = None
     numerator: int | None = None
     denominator: int | None = None
     if spec.type == "share":
+        if any(is_small(n, threshold) for n in (t.numerator, t.denominator,
+                                                t.denominator - t.numerator)):
+            # A pool may not publish what its strictest member would have withheld.
+            fully_withheld, t.suppressed = True, True
         if not fully_withheld:
             numerator, denominator = t.numerator, t.denominator
         if denominator:
@@ -135,12 +157,16 @@ def _figure(spec: IndicatorSpec, country: str, year: int, stratum: str, t: _Tall
         assert spec.bins is not None and spec.quantile is not None
         counts = t.counts or [0.0] * spec.bins.n_bins
         denominator = t.n
+        if is_small(denominator, threshold):
+            denominator, t.suppressed = None, True
         if denominator:
             b, q = spec.bins, spec.quantile
             value = histogram_quantile(counts, b.start, b.width, q)
             lo, hi = quantile_interval(counts, b.start, b.width, q)
     return Figure(spec.id, spec.version, spec.unit, country, year, stratum, numerator,
-                  denominator, value, lo, hi, t.suppressed, t.n_countries)
+                  denominator, value, lo, hi, t.suppressed, t.n_countries,
+                  tuple(sorted(t.countries, key=country_key)),
+                  tuple(sorted(t.omitted, key=country_key)))
 
 
 def _results_by_spec(sub: Submission, specs: list[IndicatorSpec]
@@ -187,10 +213,12 @@ def _check(submissions: list[Submission], year: int) -> None:
 
 
 def merge_indicator(results: dict[str, IndicatorResult], spec: IndicatorSpec,
-                    year: int) -> list[Figure]:
+                    year: int, thresholds: dict[str, int] | None = None) -> list[Figure]:
     """Figures of one spec: every country given × every stratum seen, plus NORDIC.
 
-    ``results`` maps each country to its result computed with exactly ``spec``."""
+    ``results`` maps each country to its result computed with exactly ``spec``;
+    ``thresholds`` each country's disclosure threshold (the pool applies the strictest)."""
+    thresholds = thresholds or {}
     cells = {country: {stratum_label(c.stratum, spec.strata): c for c in result.cells}
              for country, result in results.items()}
     strata = sorted({s for by_stratum in cells.values() for s in by_stratum}, key=natural_key)
@@ -201,7 +229,7 @@ def merge_indicator(results: dict[str, IndicatorResult], spec: IndicatorSpec,
             t = _Tally()
             cell = cells[country].get(stratum)
             if cell is not None:
-                t.add(cell, spec)
+                t.add(cell, spec, country)
             # A country's own share cell with a withheld half is shown as withheld, not 0.
             withheld = cell is not None and spec.type == "share" and (
                 cell.numerator is None or cell.denominator is None)
@@ -210,8 +238,9 @@ def merge_indicator(results: dict[str, IndicatorResult], spec: IndicatorSpec,
             pool = _Tally()
             for country in nordic:
                 if (cell := cells[country].get(stratum)) is not None:
-                    pool.add(cell, spec)
-            figures.append(_figure(spec, NORDIC, year, stratum, pool, False))
+                    pool.add(cell, spec, country)
+            strictest = max((thresholds.get(c, 1) for c in nordic), default=1)
+            figures.append(_figure(spec, NORDIC, year, stratum, pool, False, strictest))
     return figures
 
 
@@ -234,7 +263,8 @@ def merge(submissions: list[Submission], specs: list[IndicatorSpec], year: int) 
         first_of.setdefault(spec.id, spec)
         results = {sub.country: mine[(spec.id, spec.sha256)] for sub, mine in by_sub
                    if (spec.id, spec.sha256) in mine}
-        figures += merge_indicator(results, spec, year)
+        figures += merge_indicator(results, spec, year,
+                                   {sub.country: sub.disclosure_threshold for sub in submissions})
     order = {s.id: i for i, s in enumerate(first_of.values())}
     rank = {(s.id, s.version): i for i, s in enumerate(specs)}
     figures.sort(key=lambda f: (order[f.indicator_id], rank[(f.indicator_id, f.spec_version)],

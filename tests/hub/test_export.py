@@ -22,7 +22,8 @@ PARSE_CASES = list(FORMULA_STARTS)
 def figure(**changes: Any) -> Figure:
     base = Figure(indicator_id="CA-ROSC", spec_version="1.0.0", unit="percent", country="NO",
                   year=2025, stratum="urgency_level=U1", numerator=30, denominator=100,
-                  value=30.0, ci_low=21.9, ci_high=39.6, suppressed=False, n_countries=1)
+                  value=30.0, ci_low=21.9, ci_high=39.6, suppressed=False, n_countries=1,
+                  countries=("NO",))
     return replace(base, **changes)
 
 
@@ -78,7 +79,8 @@ def test_ordinary_figures_are_written_unchanged(tmp_path: Path) -> None:
     assert row == {"indicator_id": "CA-ROSC", "country": "NO", "year": "2025",
                    "stratum": "urgency_level=U1", "numerator": "30", "denominator": "100",
                    "value": "30.00", "ci_low": "21.90", "ci_high": "39.60",
-                   "suppressed": "false", "spec_version": "1.0.0", "unit": "percent"}
+                   "suppressed": "false", "spec_version": "1.0.0", "unit": "percent",
+                   "n_countries": "1", "countries": "NO", "omitted": ""}
 
 
 def test_missing_values_are_empty_and_negative_numbers_stay_numbers() -> None:

@@ -266,3 +266,30 @@ def test_csv_header_and_rows_read_back(figures: list[Figure], tmp_path: Path) ->
     assert [r["indicator_id"] for r in rows] == sorted(r["indicator_id"] for r in rows)
     first = [(r["stratum"], r["country"]) for r in rows[:4]]
     assert first == [("urgency_level=U1", c) for c in ("NO", "SE", "NORDIC", "US")]
+
+
+def test_a_pool_names_its_countries_and_the_ones_it_lacks(figures: list[Figure]) -> None:
+    """30-day survival 95/228 instead of 96/231 must say it lacks a country, not hide it."""
+    u2 = pick(figures, "CA-ROSC", "NORDIC", "urgency_level=U2")
+    assert (u2.numerator, u2.denominator) == (10, 50)  # Norway's counts only
+    assert u2.countries == ("NO",) and u2.omitted == ("SE",) and u2.suppressed
+    u1 = pick(figures, "CA-ROSC", "NORDIC", "urgency_level=U1")
+    assert u1.countries == ("NO", "SE") and u1.omitted == () and u1.n_countries == 2
+    assert pick(figures, "CA-ROSC", "SE", "urgency_level=U2").omitted == ("SE",)
+
+
+def test_the_pool_applies_the_strictest_threshold_of_its_countries() -> None:
+    """Denmark (k = 5) may release 5 of 10; pooled with Sweden (k = 10, no cases) the
+    Nordic figure would publish a 5 that Sweden's rule forbids, so the hub withholds it."""
+    s = share_spec()
+    dk = sub("DK", [share(s, [cell("U1", 5, 10)])])
+    se = sub("SE", [share(s, [cell("U1", 0, 0)])]).model_copy(
+        update={"disclosure_threshold": 10})
+    pooled = pick(merge([dk, se], [s], YEAR), "CA-ROSC", "NORDIC", "urgency_level=U1")
+    assert pooled.suppressed and pooled.numerator is None and pooled.value is None
+    # Denmark's own figure is Denmark's to publish under its own rule
+    assert pick(merge([dk, se], [s], YEAR), "CA-ROSC", "DK", "urgency_level=U1").numerator == 5
+    # with both at k = 5 the pool is published
+    both = pick(merge([dk, se.model_copy(update={"disclosure_threshold": 5})], [s], YEAR),
+                "CA-ROSC", "NORDIC", "urgency_level=U1")
+    assert (both.numerator, both.denominator, both.suppressed) == (5, 10, False)
