@@ -6,7 +6,9 @@ public interface: change it only with a new export version (``EXPORT_VERSION``).
 
 Version 2 added ``n_countries``, ``countries`` (the countries with at least one case in the
 figure, space-separated) and ``omitted`` (those whose count was withheld by their node, so
-a pooled figure without them is partial).
+a pooled figure without them is partial), and rounds each value and interval to the
+precision its resolution supports (shares 0.1; a figure read from histogram bins as many
+decimals as its bin width has).
 """
 
 from __future__ import annotations
@@ -21,11 +23,6 @@ EXPORT_VERSION = "2"
 COLUMNS = ("indicator_id", "country", "year", "stratum", "numerator", "denominator", "value",
            "ci_low", "ci_high", "suppressed", "spec_version", "unit", "n_countries",
            "countries", "omitted")
-
-
-def _num(value: float | None) -> str:
-    # Two decimals are finer than any interval the benchmark can support; '' marks missing.
-    return "" if value is None else f"{value:.2f}"
 
 
 def _int(value: int | None) -> str:
@@ -52,9 +49,9 @@ def figure_row(f: Figure) -> dict[str, str]:
         "stratum": safe_text(f.stratum),
         "numerator": _int(f.numerator),
         "denominator": _int(f.denominator),
-        "value": _num(f.value),
-        "ci_low": _num(f.ci_low),
-        "ci_high": _num(f.ci_high),
+        "value": f.rounded(f.value),
+        "ci_low": f.rounded(f.ci_low),
+        "ci_high": f.rounded(f.ci_high),
         "suppressed": "true" if f.suppressed else "false",
         "spec_version": safe_text(f.spec_version),
         "unit": safe_text(f.unit),

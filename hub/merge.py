@@ -9,6 +9,7 @@ Pure functions over lists: the store and the report are separate modules.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -55,6 +56,20 @@ class Figure:
     n_countries: int
     countries: tuple[str, ...] = ()
     omitted: tuple[str, ...] = ()
+    decimals: int = 1  # the precision the figure's resolution supports
+
+    def rounded(self, value: float | None) -> str:
+        """``value`` with the decimals its resolution supports; '' when missing."""
+        return "" if value is None else f"{value:.{self.decimals}f}"
+
+
+def decimals(spec: IndicatorSpec) -> int:
+    """Decimals a figure of ``spec`` can support: a share one (0.1 %, finer than any
+    interval here); a histogram figure as many as its bin width has (1-minute bins: none,
+    0.5-minute bins: one), since it is read from the bins, not from exact values."""
+    if spec.bins is None:
+        return 1
+    return max(0, -math.floor(math.log10(spec.bins.width) + 1e-12))
 
 
 @dataclass(frozen=True)
@@ -166,7 +181,7 @@ def _figure(spec: IndicatorSpec, country: str, year: int, stratum: str, t: _Tall
     return Figure(spec.id, spec.version, spec.unit, country, year, stratum, numerator,
                   denominator, value, lo, hi, t.suppressed, t.n_countries,
                   tuple(sorted(t.countries, key=country_key)),
-                  tuple(sorted(t.omitted, key=country_key)))
+                  tuple(sorted(t.omitted, key=country_key)), decimals(spec))
 
 
 def _results_by_spec(sub: Submission, specs: list[IndicatorSpec]

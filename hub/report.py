@@ -100,12 +100,12 @@ def measure_text(spec: IndicatorSpec) -> str:
     return f"{name} ({UNIT_TEXT[spec.unit]})"
 
 
-def fmt_value(value: float | None, unit: str) -> str:
-    return "–" if value is None else f"{value:.1f}{UNIT_SUFFIX.get(unit, '')}"
+def fmt_value(value: float | None, unit: str, places: int = 1) -> str:
+    return "–" if value is None else f"{value:.{places}f}{UNIT_SUFFIX.get(unit, '')}"
 
 
-def fmt_bare(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f}"
+def fmt_bare(value: float | None, places: int = 1) -> str:
+    return "–" if value is None else f"{value:.{places}f}"
 
 
 def bins_note(spec: IndicatorSpec) -> str:

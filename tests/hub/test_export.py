@@ -69,7 +69,7 @@ def test_escaped_fields_read_back_from_the_csv(start: str, tmp_path: Path) -> No
         assert bad[name] == "'" + value, name
     # the numbers beside the escaped text are untouched
     assert (bad["numerator"], bad["denominator"], bad["value"], bad["suppressed"]) == (
-        "30", "100", "30.00", "false")
+        "30", "100", "30.0", "false")
 
 
 def test_ordinary_figures_are_written_unchanged(tmp_path: Path) -> None:
@@ -78,7 +78,7 @@ def test_ordinary_figures_are_written_unchanged(tmp_path: Path) -> None:
     assert row == figure_row(f)
     assert row == {"indicator_id": "CA-ROSC", "country": "NO", "year": "2025",
                    "stratum": "urgency_level=U1", "numerator": "30", "denominator": "100",
-                   "value": "30.00", "ci_low": "21.90", "ci_high": "39.60",
+                   "value": "30.0", "ci_low": "21.9", "ci_high": "39.6",
                    "suppressed": "false", "spec_version": "1.0.0", "unit": "percent",
                    "n_countries": "1", "countries": "NO", "omitted": ""}
 
@@ -88,4 +88,28 @@ def test_missing_values_are_empty_and_negative_numbers_stay_numbers() -> None:
                             ci_high=None, suppressed=True))
     assert (row["numerator"], row["denominator"], row["ci_low"], row["ci_high"]) == (
         "", "", "", "")
-    assert row["value"] == "-1.50" and row["suppressed"] == "true"
+    assert row["value"] == "-1.5" and row["suppressed"] == "true"
+
+
+def test_values_carry_the_precision_their_resolution_supports(tmp_path: Path) -> None:
+    """A median read from 1-minute bins is not known to 0.01 min: it is written as 8, and
+    from 0.5-minute bins as 8.5; a share keeps one decimal."""
+    from emsbench.specs import Bins, ExpectedCell, IndicatorSpec, SpecTestCase
+    from hub.merge import decimals
+
+    def spec(width: float | None) -> IndicatorSpec:
+        fields: dict[str, Any] = ({"type": "share", "numerator": "true", "unit": "percent"}
+                                  if width is None else
+                                  {"type": "distribution", "measure": "1.0", "quantile": 0.5,
+                                   "unit": "minutes", "bins": Bins(start=0, width=width,
+                                                                   count=10)})
+        return IndicatorSpec(id="X", version="1.0.0", title="Resolution",
+                             description="A spec for the precision test.",
+                             direction="descriptive", population="true",
+                             tests=[SpecTestCase(name="t", rows=[], expect=[ExpectedCell()])],
+                             **fields)
+
+    assert [decimals(spec(w)) for w in (None, 1, 0.5, 0.25, 10, 0.1)] == [1, 0, 1, 1, 0, 1]
+    minutes = figure(unit="minutes", value=8.4567, ci_low=7.51, ci_high=9.49, decimals=0)
+    [row] = read_back(write_csv([minutes], tmp_path / "m.csv"))
+    assert (row["value"], row["ci_low"], row["ci_high"]) == ("8", "8", "9")

@@ -401,7 +401,7 @@ def test_attack_is_refused_and_changes_nothing(hub: Hub, tmp_path: Path, build: 
     assert view.set_aside == []  # nothing bad got in
     se = alpha_row(rows, "SE")
     assert se is not None and (se["numerator"], se["denominator"], se["value"]) == \
-        ("40", "100", "40.00")
+        ("40", "100", "40.0")
     assert "Sweden" in html
     assert "HYPERLINK" not in html and all("HYPERLINK" not in v for r in rows
                                            for v in r.values())

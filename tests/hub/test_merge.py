@@ -255,10 +255,10 @@ def test_csv_header_and_rows_read_back(figures: list[Figure], tmp_path: Path) ->
     assert len(rows) == len(figures)
     a = next(r for r in rows if (r["indicator_id"], r["country"], r["stratum"])
              == ("CA-ROSC", "NORDIC", "urgency_level=U1"))
-    assert (a["numerator"], a["denominator"], a["value"]) == ("75", "250", "30.00")
+    assert (a["numerator"], a["denominator"], a["value"]) == ("75", "250", "30.0")
     assert a["suppressed"] == "false" and a["unit"] == "percent" and a["year"] == "2025"
     lo, hi = wilson_interval(75, 250)
-    assert (a["ci_low"], a["ci_high"]) == (f"{100 * lo:.2f}", f"{100 * hi:.2f}")
+    assert (a["ci_low"], a["ci_high"]) == (f"{100 * lo:.1f}", f"{100 * hi:.1f}")
     b = next(r for r in rows if (r["indicator_id"], r["country"], r["stratum"])
              == ("CA-ROSC", "SE", "urgency_level=U2"))
     assert (b["numerator"], b["value"], b["suppressed"]) == ("", "", "true")
