@@ -184,7 +184,8 @@ def data_years(path: Path, fmt: str = "common") -> list[int]:
                 module = adapter(fmt)
                 assert module is not None
                 try:
-                    source = module.source(con, path, encoding=None, workdir=Path(tmp)).sql
+                    source = module.source(con, path, fmt=fmt, encoding=None,
+                                           workdir=Path(tmp)).sql
                 except InputError as exc:
                     raise CommandError(str(exc)) from exc
             rows = con.execute(f"SELECT DISTINCT year(TRY_CAST(call_received AS TIMESTAMP)) "

@@ -180,7 +180,8 @@ def open_source(con: duckdb.DuckDBPyConnection, path: Path, *, encoding: str | N
     except ValueError as exc:
         raise InputError(str(exc)) from None
     if module is not None:
-        source: Source = module.source(con, path, encoding=encoding, workdir=workdir)
+        source: Source = module.source(con, path, fmt=fmt, encoding=encoding,
+                                       workdir=workdir)
         missing = _missing(source.columns, required)
         if missing:
             raise InputError(f"{path} ({fmt}): required column(s) {missing} cannot be filled "

@@ -4,9 +4,8 @@
 or CSV file already in the common model, read by ``node.source`` itself. Every other format
 is a module with::
 
-    DESCRIPTION: str
-    def source(con: duckdb.DuckDBPyConnection, path: Path, *, encoding: str | None,
-               workdir: Path) -> node.source.Source
+    def source(con: duckdb.DuckDBPyConnection, path: Path, *, fmt: str,
+               encoding: str | None, workdir: Path) -> node.source.Source
 
 ``source`` runs before the sandbox is locked (it may read files and register Arrow
 tables) and returns a ``Source`` whose ``sql`` is a DuckDB table expression with one column
@@ -29,11 +28,11 @@ from types import ModuleType
 FORMATS: dict[str, str | None] = {
     "common": None,
     "nemsis": "node.adapters.nemsis",
-    "national-no": "node.adapters.national_no",
-    "national-se": "node.adapters.national_se",
-    "national-dk": "node.adapters.national_dk",
-    "national-fi": "node.adapters.national_fi",
-    "national-is": "node.adapters.national_is",
+    "national-no": "node.adapters.national",
+    "national-se": "node.adapters.national",
+    "national-dk": "node.adapters.national",
+    "national-fi": "node.adapters.national",
+    "national-is": "node.adapters.national",
     "postgresql": "node.adapters.postgres",
 }
 

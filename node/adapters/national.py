@@ -3,9 +3,8 @@
 What differs between the countries' exports (headers, separator, encoding, date format,
 units, native codes) is data in ``node/adapters/formats/national-*.toml`` and
 ``emsbench/data/codesets/crosswalk-*.csv``; this module turns a format into the SQL that
-reads the file as the common model's input columns. ``node.adapters.national_no`` ..
-``national_is`` are the registered entry points (``node.adapters.FORMATS``): ``source``
-receives only the path, so each names its format and calls ``read`` here.
+reads the file as the common model's input columns. It is registered for every
+``national-*`` format (``node.adapters.FORMATS``); ``source`` is told which one it reads.
 
 Nothing is damaged silently. Every produced column is text and the node casts and checks
 it (``node.ingest``):
@@ -43,6 +42,12 @@ def _lit(value: str) -> str:
 def description(name: str) -> str:
     """The format's one-line description (its file's ``description``)."""
     return load_format(name).description
+
+
+def source(con: duckdb.DuckDBPyConnection, path: Path, *, fmt: str, encoding: str | None,
+           workdir: Path) -> Source:
+    """The ``Source`` of a national export ``path`` in format ``fmt`` (national-no ...)."""
+    return read(fmt, con, path, encoding=encoding, workdir=workdir)
 
 
 def read(name: str, con: duckdb.DuckDBPyConnection, path: Path, *, encoding: str | None,

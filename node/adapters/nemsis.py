@@ -437,8 +437,8 @@ def columns() -> dict[str, tuple[str, tuple[str, ...]]]:
     }
 
 
-def source(con: duckdb.DuckDBPyConnection, path: Path, *, encoding: str | None,
-           workdir: Path) -> Source:
+def source(con: duckdb.DuckDBPyConnection, path: Path, *, fmt: str = "",
+           encoding: str | None, workdir: Path) -> Source:
     """The NEMSIS tables of folder ``path`` as one row per PCR in model input columns."""
     selects, present, ignored, used = _tables(con, Path(path), encoding, workdir)
     ctes = [f"ev AS ({selects[EVENTS]})"]

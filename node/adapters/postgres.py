@@ -233,8 +233,8 @@ def _quote_pg(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def source(con: duckdb.DuckDBPyConnection, path: Path, *, encoding: str | None,
-           workdir: Path) -> Source:
+def source(con: duckdb.DuckDBPyConnection, path: Path, *, fmt: str = "",
+           encoding: str | None, workdir: Path) -> Source:
     """Copy the model columns of the configured table or query into ``workdir`` (a Parquet
     file) and describe them. ``path`` is the ``DatabaseURL`` of ``node.toml``;
     ``encoding`` does not apply (the driver returns UTF-8 text)."""
