@@ -117,7 +117,11 @@ def bins_note(spec: IndicatorSpec) -> str:
     band = (f"{b.width:g}-minute bands" if spec.unit == "minutes"
             else f"bands {b.width:g} {unit} wide")
     return (f"Values are read from {band}, so they are accurate to about one band; values of "
-            f"{top:g} {unit} or more share one open-ended band and are shown as {top:g}.")
+            f"{top:g} {unit} or more share one open-ended band and are shown as {top:g}. "
+            "Quantile definition: the value at rank q·n of the pooled histogram (n cases), "
+            "interpolated linearly within its band; its interval is the values at ranks "
+            "n·q ∓ 1.96·√(n·q·(1 − q)) (normal approximation to the binomial order-statistic "
+            "interval), so it is wider by up to one band on each side.")
 
 
 def fmt_count(n: int | None) -> str:
