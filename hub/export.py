@@ -6,9 +6,11 @@ public interface: change it only with a new export version (``EXPORT_VERSION``).
 
 Version 2 added ``n_countries``, ``countries`` (the countries with at least one case in the
 figure, space-separated) and ``omitted`` (those whose count was withheld by their node, so
-a pooled figure without them is partial), and rounds each value and interval to the
-precision its resolution supports (shares 0.1; a figure read from histogram bins as many
-decimals as its bin width has).
+a pooled figure without them is partial), ``diff_vs_rest`` with ``diff_ci_low`` and
+``diff_ci_high`` (a Nordic country's share minus that of the other Nordic countries pooled,
+in percentage points, with Newcombe's hybrid score interval), and rounds each value and
+interval to the precision its resolution supports (shares 0.1; a figure read from
+histogram bins as many decimals as its bin width has).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from hub.merge import Figure, country_key, natural_key
 EXPORT_VERSION = "2"
 COLUMNS = ("indicator_id", "country", "year", "stratum", "numerator", "denominator", "value",
            "ci_low", "ci_high", "suppressed", "spec_version", "unit", "n_countries",
-           "countries", "omitted")
+           "countries", "omitted", "diff_vs_rest", "diff_ci_low", "diff_ci_high")
 
 
 def _int(value: int | None) -> str:
@@ -58,6 +60,9 @@ def figure_row(f: Figure) -> dict[str, str]:
         "n_countries": str(f.n_countries),
         "countries": safe_text(" ".join(f.countries)),
         "omitted": safe_text(" ".join(f.omitted)),
+        "diff_vs_rest": f.rounded(f.diff),
+        "diff_ci_low": f.rounded(f.diff_low),
+        "diff_ci_high": f.rounded(f.diff_high),
     }
 
 

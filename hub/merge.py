@@ -12,12 +12,18 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from emsbench.conformance import conforms, is_small
 from emsbench.specs import IndicatorSpec
 from emsbench.wire import MAX_JSON_INT, Cell, IndicatorResult, Submission
-from hub.stats import histogram_quantile, quantile_interval, spread_runs, wilson_interval
+from hub.stats import (
+    histogram_quantile,
+    newcombe_difference,
+    quantile_interval,
+    spread_runs,
+    wilson_interval,
+)
 
 NORDIC = "NORDIC"
 NORDIC_COUNTRIES = ("NO", "SE", "DK", "FI", "IS")
@@ -57,6 +63,11 @@ class Figure:
     countries: tuple[str, ...] = ()
     omitted: tuple[str, ...] = ()
     decimals: int = 1  # the precision the figure's resolution supports
+    # A Nordic country's share minus the share of the other Nordic countries pooled, in the
+    # figure's unit (percentage points), with its interval; None where not computed.
+    diff: float | None = None
+    diff_low: float | None = None
+    diff_high: float | None = None
 
     def rounded(self, value: float | None) -> str:
         """``value`` with the decimals its resolution supports; '' when missing."""
@@ -227,6 +238,35 @@ def _check(submissions: list[Submission], year: int) -> None:
         seen.add(sub.country)
 
 
+def _released(cell: Cell | None) -> tuple[int, int] | None:
+    if cell is None or cell.numerator is None or cell.denominator is None:
+        return None
+    return cell.numerator, cell.denominator
+
+
+def _with_differences(figures: list[Figure], spec: IndicatorSpec, stratum: str,
+                      cells: dict[str, dict[str, Cell]], nordic: list[str],
+                      threshold: int) -> list[Figure]:
+    """Each Nordic country's share against the rest of the Nordic pool (not the pool with
+    itself in it, which would shrink the difference), with Newcombe's interval. Given only
+    where both are released and the rest is not small under the pool's threshold."""
+    scale = _SHARE_SCALE[spec.unit]
+    out = list(figures)
+    for i, f in enumerate(out):
+        if f.stratum != stratum or f.country not in nordic or f.indicator_id != spec.id:
+            continue
+        mine = _released(cells[f.country].get(stratum))
+        rest = [r for c in nordic if c != f.country
+                if (r := _released(cells[c].get(stratum))) is not None]
+        k2, n2 = sum(k for k, _ in rest), sum(n for _, n in rest)
+        if mine is None or not mine[1] or not n2 or any(
+                is_small(v, threshold) for v in (k2, n2, n2 - k2)):
+            continue
+        d, lo, hi = newcombe_difference(mine[0], mine[1], k2, n2)
+        out[i] = replace(f, diff=scale * d, diff_low=scale * lo, diff_high=scale * hi)
+    return out
+
+
 def merge_indicator(results: dict[str, IndicatorResult], spec: IndicatorSpec,
                     year: int, thresholds: dict[str, int] | None = None) -> list[Figure]:
     """Figures of one spec: every country given × every stratum seen, plus NORDIC.
@@ -256,6 +296,8 @@ def merge_indicator(results: dict[str, IndicatorResult], spec: IndicatorSpec,
                     pool.add(cell, spec, country)
             strictest = max((thresholds.get(c, 1) for c in nordic), default=1)
             figures.append(_figure(spec, NORDIC, year, stratum, pool, False, strictest))
+            if spec.type == "share":
+                figures = _with_differences(figures, spec, stratum, cells, nordic, strictest)
     return figures
 
 

@@ -17,7 +17,7 @@ from emsbench.specs import Bins, ExpectedCell, IndicatorSpec, SpecTestCase, cata
 from emsbench.wire import Cell, DataQuality, IndicatorResult, Period, Submission
 from hub.export import COLUMNS, write_csv
 from hub.merge import Figure, SpecMismatchError, data_quality_rows, merge
-from hub.stats import histogram_quantile, wilson_interval
+from hub.stats import histogram_quantile, newcombe_difference, wilson_interval
 
 YEAR = 2025
 THRESHOLD = 5
@@ -293,3 +293,25 @@ def test_the_pool_applies_the_strictest_threshold_of_its_countries() -> None:
     both = pick(merge([dk, se.model_copy(update={"disclosure_threshold": 5})], [s], YEAR),
                 "CA-ROSC", "NORDIC", "urgency_level=U1")
     assert (both.numerator, both.denominator, both.suppressed) == (5, 10, False)
+
+
+def test_newcombe_difference_matches_the_published_example() -> None:
+    """Newcombe (1998), Table II, example (a): 56/70 − 48/80, method 10: 0.0524 to 0.3339."""
+    d, lo, hi = newcombe_difference(56, 70, 48, 80)
+    assert d == pytest.approx(0.2)
+    assert (round(lo, 4), round(hi, 4)) == (0.0524, 0.3339)
+    # swapping the groups negates the interval
+    d2, lo2, hi2 = newcombe_difference(48, 80, 56, 70)
+    assert (d2, lo2, hi2) == pytest.approx((-d, -hi, -lo))
+
+
+def test_each_nordic_country_is_compared_with_the_rest_of_the_pool(
+        figures: list[Figure]) -> None:
+    no = pick(figures, "CA-ROSC", "NO", "urgency_level=U1")  # 30/100 vs Sweden's 45/150
+    d, lo, hi = newcombe_difference(30, 100, 45, 150)
+    assert (no.diff, no.diff_low, no.diff_high) == pytest.approx((100 * d, 100 * lo, 100 * hi))
+    assert no.diff == pytest.approx(0.0)
+    # no comparison where the rest is withheld, nor for the US or the pool itself
+    assert pick(figures, "CA-ROSC", "NO", "urgency_level=U2").diff is None
+    assert pick(figures, "CA-ROSC", "US", "urgency_level=U1").diff is None
+    assert pick(figures, "CA-ROSC", "NORDIC", "urgency_level=U1").diff is None

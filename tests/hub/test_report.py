@@ -403,3 +403,9 @@ def test_the_quantile_definition_is_stated(html: str) -> None:
     section = html.split('id="RT-MEDIAN"')[1].split("</section>")[0]
     assert "Quantile definition: the value at rank q·n of the pooled histogram" in section
     assert "Quantile definition" not in html.split('id="CA-SURV"')[1].split("</section>")[0]
+
+
+def test_nordic_countries_are_compared_with_the_rest_of_the_pool(html: str) -> None:
+    section = html.split('id="CA-SURV"')[1].split("</section>")[0]
+    assert re.search(r"[+-]\d+\.\d pp vs rest \(-?\d+\.\d to -?\d+\.\d\)", section)
+    assert "pp vs rest: a Nordic country's share minus" in section
