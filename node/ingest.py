@@ -30,13 +30,10 @@ import duckdb
 from emsbench import model
 from emsbench.sandbox import open_sandbox
 from node.console import watching
-from node.source import InputError, Source, open_source, quote
+from node.source import UTC_OFFSET, InputError, Source, literal, open_source, quote
 
 __all__ = ["InputError", "IngestReport", "ingest", "open_missions"]
 
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,6 @@ TIME_CHAINS: tuple[tuple[str, ...], ...] = (
     ("call_ring_start", "call_answered"),
     ("call_received", "unit_notified", "unit_en_route", "arrived_scene", "at_patient",
      "left_scene", "at_destination"))
-_OFFSET = r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 
 
 def _typed(col: str, raw: str, source_type: str, tz: str) -> str:
@@ -75,17 +71,17 @@ def _typed(col: str, raw: str, source_type: str, tz: str) -> str:
     or ``+01:00``, or a TIMESTAMPTZ column) is converted to local time in ``tz``."""
     target = model.duckdb_types()[col]
     if target == "TIMESTAMP":
-        zone = _lit(tz)
+        zone = literal(tz)
         if source_type.startswith("TIMESTAMP WITH TIME ZONE"):
             return f"timezone({zone}, {raw})"
         if source_type == "VARCHAR":
-            return (f"CASE WHEN regexp_matches(trim({raw}), {_lit(_OFFSET)}) "
+            return (f"CASE WHEN regexp_matches(trim({raw}), {literal(UTC_OFFSET)}) "
                     f"THEN timezone({zone}, TRY_CAST(trim({raw}) AS TIMESTAMPTZ)) "
                     f"ELSE TRY_CAST({raw} AS TIMESTAMP) END")
     if col in model.ENUMS:
         # A code is matched whatever its case and surrounding spaces ('Urban ', 'u1'), and
         # written as the code set writes it; anything else stays as it was, to be counted.
-        whens = " ".join(f"WHEN {_lit(code.lower())} THEN {_lit(code)}"
+        whens = " ".join(f"WHEN {literal(code.lower())} THEN {literal(code)}"
                          for code in model.ENUMS[col])
         text = f"CAST({raw} AS VARCHAR)"
         return f"CASE lower(trim({text})) {whens} ELSE {text} END"
@@ -98,7 +94,7 @@ def _why(col: str, raw: str, typed: str) -> str:
     if model.duckdb_types()[col] != "VARCHAR":
         whens.append(f"WHEN ({typed}) IS NULL THEN 'unparseable:{col}'")
     if col in model.ENUMS:
-        allowed = ", ".join(_lit(v) for v in model.ENUMS[col])
+        allowed = ", ".join(literal(v) for v in model.ENUMS[col])
         whens.append(f"WHEN ({typed}) NOT IN ({allowed}) THEN 'invalid_code:{col}'")
     if col in model.RANGES:
         lo, hi = model.RANGES[col]
@@ -201,7 +197,7 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, path: Path, csv_lines: bool) 
         "SELECT _row, mission_id, x.c, x.r, x.v, 'value set to empty' FROM ("
         "SELECT _row, mission_id, unnest(_nulled) AS x FROM checked "
         "WHERE _reject_reason IS NULL AND len(_nulled) > 0)) "
-        f"ORDER BY _row, c) TO {_lit(str(path))} (HEADER, DELIMITER ',')")
+        f"ORDER BY _row, c) TO {literal(str(path))} (HEADER, DELIMITER ',')")
     path.chmod(0o600)
 
 

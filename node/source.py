@@ -50,7 +50,13 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _lit(value: str) -> str:
+# A time written with its UTC offset ("…Z", "…+01:00"): the node converts it to local time.
+UTC_OFFSET = r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+
+
+def literal(value: str) -> str:
+    """``value`` as a SQL string literal (quotes doubled), for the reader SQL the node
+    builds before its sandbox is locked."""
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -103,7 +109,7 @@ def _reader(path: Path, encoding: str | None, workdir: Path) -> tuple[str, str]:
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         # file_row_number: the row number for the rejects file, without a window.
-        return f"read_parquet({_lit(str(path))}, file_row_number = true)", "parquet"
+        return f"read_parquet({literal(str(path))}, file_row_number = true)", "parquet"
     if suffix not in (".csv", ".txt"):
         raise InputError(f"{path}: unsupported input format {suffix!r}; use .parquet or .csv")
     wanted = (encoding or "utf-8").lower().replace("_", "-")
@@ -113,7 +119,7 @@ def _reader(path: Path, encoding: str | None, workdir: Path) -> tuple[str, str]:
     else:
         text, used = transcode(path, wanted, workdir), wanted
     # Text only: every value is cast (and checked) by the node, never guessed by the reader.
-    return f"read_csv({_lit(str(text))}, header = true, all_varchar = true)", used
+    return f"read_csv({literal(str(text))}, header = true, all_varchar = true)", used
 
 
 def _missing(columns: dict[str, str], required: tuple[str, ...]) -> list[str]:

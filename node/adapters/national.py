@@ -29,14 +29,16 @@ import duckdb
 
 from emsbench import model
 from node.adapters.national_format import Column, FormatError, NationalFormat, load_format
-from node.source import InputError, Source, check_utf8, normal_header, quote, transcode
-
-# What the node recognises as a time with a UTC offset (node.ingest._OFFSET).
-_OFFSET = r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+from node.source import (
+    UTC_OFFSET,
+    InputError,
+    Source,
+    check_utf8,
+    literal,
+    normal_header,
+    quote,
+    transcode,
+)
 
 
 def description(name: str) -> str:
@@ -91,8 +93,8 @@ def _reader(fmt: NationalFormat, path: Path, encoding: str | None, workdir: Path
         text, used = transcode(path, wanted, workdir), wanted
     # Text only, every value cast and checked by the node; the dialect is declared, not
     # sniffed, so a file with few rows cannot be mis-detected.
-    sep, q = _lit(fmt.separator), _lit(fmt.quote)
-    return (f"read_csv({_lit(str(text))}, header = true, all_varchar = true, delim = {sep}, "
+    sep, q = literal(fmt.separator), literal(fmt.quote)
+    return (f"read_csv({literal(str(text))}, header = true, all_varchar = true, delim = {sep}, "
             f"quote = {q}, escape = {q})"), used
 
 
@@ -139,7 +141,7 @@ def _select(fmt: NationalFormat, found: dict[str, str], reader: str) -> str:
         raw = quote(found[col.header])
         if types[col.name] == "TIMESTAMP":
             alias = f"__national_time_{i}"
-            parsed.append(f"try_strptime(trim({raw}), {_lit(fmt.time_format)}) AS {alias}")
+            parsed.append(f"try_strptime(trim({raw}), {literal(fmt.time_format)}) AS {alias}")
             out[col.name] = _time(raw, alias, fmt.time_format)
         elif col.codes is not None:
             out[col.name] = _crosswalked(raw, fmt, col)
@@ -161,15 +163,16 @@ def _time(raw: str, parsed: str, time_format: str) -> str:
     t = f"trim({raw})"
     return (f"CASE WHEN {t} = '' THEN NULL "
             f"WHEN {parsed} IS NOT NULL THEN CAST({parsed} AS VARCHAR) "
-            f"WHEN TRY_CAST({t} AS TIMESTAMP) IS NOT NULL OR regexp_matches({t}, {_lit(_OFFSET)}) "
-            f"THEN {raw} || {_lit(f' (expected {time_format})')} "
+            f"WHEN TRY_CAST({t} AS TIMESTAMP) IS NOT NULL "
+            f"OR regexp_matches({t}, {literal(UTC_OFFSET)}) "
+            f"THEN {raw} || {literal(f' (expected {time_format})')} "
             f"ELSE {raw} END")
 
 
 def _crosswalked(raw: str, fmt: NationalFormat, col: Column) -> str:
     """CASE over the native codes of the column's code set; unmapped codes pass through."""
     assert col.codes is not None
-    whens = [f"WHEN {_lit(native.strip().lower())} THEN {_lit(common)}"
+    whens = [f"WHEN {literal(native.strip().lower())} THEN {literal(common)}"
              for native, common in fmt.crosswalk.mapping(col.codes).items()
              if common is not None]
     if not whens:

@@ -75,7 +75,7 @@ import duckdb
 
 from emsbench import model
 from emsbench.crosswalk import codes_for
-from node.source import InputError, Source, check_utf8, quote
+from node.source import InputError, Source, check_utf8, literal, quote
 
 DESCRIPTION = ("NEMSIS v3.5 public-release research data set: a folder of PcrKey tables "
                "(pub_pcrevents, factpcrvital, ...) as pipe-delimited .txt or .parquet")
@@ -157,17 +157,14 @@ def urgency_levels() -> dict[str, str]:
 # --- SQL helpers --------------------------------------------------------------------
 
 
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
 
 def _in(values: object) -> str:
-    return "(" + ", ".join(_lit(str(v)) for v in values) + ")"  # type: ignore[attr-defined]
+    return "(" + ", ".join(literal(str(v)) for v in values) + ")"  # type: ignore[attr-defined]
 
 
 def _map(value: str, codes: dict[str, str], passthrough: bool = True) -> str:
     """``value`` crosswalked; an unmapped code passes through (or NULL)."""
-    whens = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in codes.items())
+    whens = " ".join(f"WHEN {literal(k)} THEN {literal(v)}" for k, v in codes.items())
     return f"(CASE {value} {whens} ELSE {value if passthrough else 'NULL'} END)"
 
 
@@ -176,7 +173,7 @@ def _group(value: str, codes: dict[str, str], order: tuple[str, ...]) -> str:
     else the first of ``order`` any row maps to."""
     mapped = _map(value, codes, passthrough=False)
     unmapped = f"{value} IS NOT NULL AND {mapped} IS NULL"
-    whens = " ".join(f"WHEN bool_or({mapped} = {_lit(o)}) THEN {_lit(o)}" for o in order)
+    whens = " ".join(f"WHEN bool_or({mapped} = {literal(o)}) THEN {literal(o)}" for o in order)
     return (f"CASE WHEN bool_or({unmapped}) THEN arg_min({value}, _line) FILTER "
             f"(WHERE {unmapped}) {whens} END")
 
@@ -237,9 +234,9 @@ def _utf8(path: Path, encoding: str | None, workdir: Path) -> tuple[Path, str]:
 
 def _reader(path: Path, encoding: str | None, workdir: Path) -> tuple[str, str]:
     if path.suffix.lower() == ".parquet":
-        return f"read_parquet({_lit(str(path))})", "parquet"
+        return f"read_parquet({literal(str(path))})", "parquet"
     text, used = _utf8(path, encoding, workdir)
-    return (f"read_csv({_lit(str(text))}, header = true, all_varchar = true, delim = '|', "
+    return (f"read_csv({literal(str(text))}, header = true, all_varchar = true, delim = '|', "
             f"quote = '\"', escape = '\"')", used)
 
 
@@ -298,7 +295,7 @@ def _groups() -> dict[str, tuple[str, str]]:
     aspirin = _in(mapping("aspirin"))
     given = f"eMedications_03 IN {aspirin} AND coalesce(eMedications_02, '') <> '9923003'"
     ecg_proc = _in(mapping("ecg_12_lead_procedure"))
-    pci = " OR ".join(f"starts_with(eOutcome_12, {_lit(p)})" for p in mapping("pci_procedure"))
+    pci = " OR ".join(f"starts_with(eOutcome_12, {literal(p)})" for p in mapping("pci_procedure"))
     dest = model_mapping("destination_type", "eDisposition.23")
     return {
         "factpcrsecondaryimpression": (
@@ -346,10 +343,10 @@ def _age() -> str:
     age, units, u = "ev.ePatient_15", "ev.ePatient_16", _AGE_UNITS
     num = f"TRY_CAST({age} AS DOUBLE)"
     per_year = {u["months"]: 12, u["days"]: 365.25, u["hours"]: 8766, u["minutes"]: 525960}
-    whens = " ".join(f"WHEN {units} = {_lit(code)} AND {num} IS NOT NULL THEN "
+    whens = " ".join(f"WHEN {units} = {literal(code)} AND {num} IS NOT NULL THEN "
                      f"CAST(CAST(floor({num} / {n}) AS BIGINT) AS VARCHAR)"
                      for code, n in per_year.items())
-    return (f"CASE WHEN {age} IS NULL THEN NULL WHEN {units} = {_lit(u['years'])} THEN {age} "
+    return (f"CASE WHEN {age} IS NULL THEN NULL WHEN {units} = {literal(u['years'])} THEN {age} "
             f"{whens} ELSE {age} || ' (age units ' || coalesce({units}, 'missing') || ')' END")
 
 
@@ -392,7 +389,7 @@ def columns() -> dict[str, tuple[str, tuple[str, ...]]]:
                           (f"{EVENTS}.eDispatch_05",)),
         "lights_sirens": ev("eResponse_23", "lights_sirens"),
         "urbanicity": ("(CASE lower(ev.Urbanicity) "
-                       + " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in urban.items())
+                       + " ".join(f"WHEN {literal(k)} THEN {literal(v)}" for k, v in urban.items())
                        + " ELSE ev.Urbanicity END)", (f"{EVENTS}.Urbanicity",)),
         "municipality": ev("eScene_21"), "region": ev("eScene_18"),
         "service_type": ev("eResponse_05", "service_type"),

@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import duckdb
 
-from node.source import InputError, Source, match_headers
+from node.source import InputError, Source, literal, match_headers
 from node.workspace import WORK_DATABASE
 
 DESCRIPTION = "a table, view or query in the common model on a PostgreSQL server"
@@ -225,9 +225,6 @@ def _sqlstate(exc: Exception) -> str:
     return found.group(1) if found else ""
 
 
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
 
 def _quote_pg(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
@@ -292,7 +289,7 @@ def source(con: duckdb.DuckDBPyConnection, path: Path, *, fmt: str = "",
                 con.register("_postgresql_stream", reader)
                 try:
                     con.execute(f"COPY (SELECT * FROM _postgresql_stream) TO "
-                                f"{_lit(str(staged))} (FORMAT parquet, COMPRESSION zstd)")
+                                f"{literal(str(staged))} (FORMAT parquet, COMPRESSION zstd)")
                 finally:
                     con.unregister("_postgresql_stream")
             except adbc_driver_manager.Error as exc:
@@ -306,7 +303,7 @@ def source(con: duckdb.DuckDBPyConnection, path: Path, *, fmt: str = "",
         key = "table" if path.table else "query"
         raise InputError(f"cannot read {place}: the server stopped sending rows: "
                          f"{reason.rstrip('.')} (check '{key}' in node.toml)") from None
-    return Source(f"read_parquet({_lit(str(staged))})", columns, tuple(ignored), "postgresql",
+    return Source(f"read_parquet({literal(str(staged))})", columns, tuple(ignored), "postgresql",
                   origin=dict(columns), text_lines=False)
 
 

@@ -23,11 +23,7 @@ import duckdb
 
 from emsbench import model
 from node.adapters.national_format import Column, NationalFormat, load_format
-from node.source import quote
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+from node.source import literal, quote
 
 
 def write(common: Path, out: Path, *, fmt: str, country: str) -> Path:
@@ -40,10 +36,10 @@ def write(common: Path, out: Path, *, fmt: str, country: str) -> Path:
     part = out.with_name(out.name + ".part")
     utf8 = out.with_name(out.name + ".utf8.part")
     try:
-        sep, q = _lit(spec.separator), _lit(spec.quote)
+        sep, q = literal(spec.separator), literal(spec.quote)
         con = duckdb.connect()
         try:
-            con.execute(f"COPY ({select_sql(spec, _lit(str(common)))}) TO {_lit(str(utf8))} "
+            con.execute(f"COPY ({select_sql(spec, literal(str(common)))}) TO {literal(str(utf8))} "
                         f"(FORMAT csv, HEADER true, DELIMITER {sep}, QUOTE {q}, ESCAPE {q})")
         finally:
             con.close()
@@ -65,7 +61,7 @@ def select_sql(spec: NationalFormat, parquet: str) -> str:
     parts = []
     for col in spec.columns:
         if types[col.name] == "TIMESTAMP":
-            expr = f"strftime({col.name}, {_lit(spec.time_format)})"
+            expr = f"strftime({col.name}, {literal(spec.time_format)})"
         elif col.codes is not None:
             expr = _native(spec, col)
         elif col.name == "patient_age" and spec.units.get("patient_age") == "months":
@@ -89,9 +85,9 @@ def _native(spec: NationalFormat, col: Column) -> str:
         raise ValueError(f"{spec.crosswalk.file}: no native code for {col.codes} "
                          f"{', '.join(lacking)} (needed to write {spec.name})")
     if model.duckdb_types()[col.name] == "BOOLEAN":
-        return (f"CASE WHEN {col.name} THEN {_lit(canonical['true'])} "
-                f"WHEN NOT {col.name} THEN {_lit(canonical['false'])} END")
-    whens = " ".join(f"WHEN {_lit(c)} THEN {_lit(n)}" for c, n in canonical.items())
+        return (f"CASE WHEN {col.name} THEN {literal(canonical['true'])} "
+                f"WHEN NOT {col.name} THEN {literal(canonical['false'])} END")
+    whens = " ".join(f"WHEN {literal(c)} THEN {literal(n)}" for c, n in canonical.items())
     mapped = f"CASE {col.name} {whens} ELSE {col.name} END"
     if col.native:
         return f"CASE WHEN {col.name} IS NOT NULL THEN coalesce({col.native}, {mapped}) END"

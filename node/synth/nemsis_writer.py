@@ -23,6 +23,7 @@ import duckdb
 from emsbench import model
 from emsbench.crosswalk import codes_for
 from node.adapters.nemsis import EVENTS, KEY, canonical, mapping
+from node.source import literal
 
 __all__ = ["write"]
 
@@ -33,9 +34,6 @@ _PCI_CODE = "02703ZZ"
 _TWELVE_LEAD = "3304007"  # eVitals.04 12 Lead-Left Sided (Normal)
 
 
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
 
 def _ts(col: str) -> str:
     """A timestamp as ISO text, ``2025-01-01T10:00:00``."""
@@ -44,7 +42,7 @@ def _ts(col: str) -> str:
 
 def _code(col: str, codes: dict[str, str]) -> str:
     """Common value → NEMSIS code (NULL for a value without one)."""
-    whens = " ".join(f"WHEN {_lit(v)} THEN {_lit(c)}" for v, c in codes.items())
+    whens = " ".join(f"WHEN {literal(v)} THEN {literal(c)}" for v, c in codes.items())
     return f"(CASE CAST({col} AS VARCHAR) {whens} END)"
 
 
@@ -62,7 +60,7 @@ def _events() -> str:
     level_code: dict[str, str] = {}
     for c in us:
         level_code.setdefault(c.common_level, c.native_code)
-    known = ", ".join(_lit(c.native_code) for c in us)
+    known = ", ".join(literal(c.native_code) for c in us)
     dest = _model_canon("destination_type")
     hospital = dest["other_hospital"]
     cancelled = _canon("cancelled")
@@ -84,13 +82,13 @@ def _events() -> str:
         "eScene_18": "region", "eScene_21": "municipality",
         "Urbanicity": _code("urbanicity", _canon("urbanicity")),
         "eDisposition_21": (f"CASE WHEN destination_type = 'non_hospital' THEN "
-                            f"{_lit(dest['non_hospital'])} WHEN destination_type IS NOT NULL "
-                            f"THEN {_lit(hospital)} END"),
+                            f"{literal(dest['non_hospital'])} WHEN destination_type IS NOT NULL "
+                            f"THEN {literal(hospital)} END"),
         "eDisposition_25": _ts("stemi_prealert_time"),
         # patient contact (4227001) is what makes "no aspirin" false rather than empty
-        "eDisposition_27": (f"CASE WHEN cancelled THEN {_lit(cancelled['true'])} WHEN "
-                            f"med_aspirin_given IS NOT NULL THEN {_lit(cancelled['false'])} "
-                            f"WHEN cancelled IS NOT NULL THEN {_lit(_NO_CONTACT)} END"),
+        "eDisposition_27": (f"CASE WHEN cancelled THEN {literal(cancelled['true'])} WHEN "
+                            f"med_aspirin_given IS NOT NULL THEN {literal(cancelled['false'])} "
+                            f"WHEN cancelled IS NOT NULL THEN {literal(_NO_CONTACT)} END"),
         "eDisposition_30": _code("transported", _canon("transported")),
         "ePatient_15": "CAST(patient_age AS VARCHAR)",
         "ePatient_16": "CASE WHEN patient_age IS NOT NULL THEN '2516009' END",
@@ -128,7 +126,7 @@ def tables() -> dict[str, str]:
         _code("stroke_scale_type", _model_canon("stroke_scale_type"))), strict=True))
     ecg = dict(zip(vital_cols, (
         _ts("stemi_ecg12_time"), _code("stemi_positive", _canon("stemi_positive")),
-        _lit(_TWELVE_LEAD), "NULL", "NULL", "NULL", "NULL"), strict=True))
+        literal(_TWELVE_LEAD), "NULL", "NULL", "NULL", "NULL"), strict=True))
     team = canonical("stroke_prenotified")
     aspirin = next(iter(mapping("aspirin")))
     return {
@@ -142,7 +140,7 @@ def tables() -> dict[str, str]:
             + _rows(ecg, "stemi_ecg12_time IS NOT NULL OR stemi_positive IS NOT NULL")),
         "factpcrmedication": _rows(
             {"eMedications_01": _ts("med_aspirin_time"), "eMedications_02": "'9923001'",
-             "eMedications_03": _lit(aspirin)}, "med_aspirin_given"),
+             "eMedications_03": literal(aspirin)}, "med_aspirin_given"),
         "factpcrarrestresuscitation": _rows(
             {"eArrest_03": _code("ca_resus_attempted", _canon("ca_resus_attempted"))},
             "ca_resus_attempted IS NOT NULL"),
@@ -159,13 +157,13 @@ def tables() -> dict[str, str]:
                                               {v: c for v, (_, c) in team.items()})},
                     "stroke_prenotified IS NOT NULL")),
         "factpcrhospitalcapability": (
-            _rows({"eDisposition_23": _lit(pci)},
+            _rows({"eDisposition_23": literal(pci)},
                   "destination_type IN ('pci_centre', 'pci_and_stroke_centre')")
             + " UNION ALL "
-            + _rows({"eDisposition_23": _lit(stroke)},
+            + _rows({"eDisposition_23": literal(stroke)},
                     "destination_type IN ('stroke_centre', 'pci_and_stroke_centre')")),
         "factpcrhospitalprocedure": _rows(
-            {"eOutcome_12": _lit(_PCI_CODE), "eOutcome_20": _ts("stemi_device_time")},
+            {"eOutcome_12": literal(_PCI_CODE), "eOutcome_20": _ts("stemi_device_time")},
             "stemi_device_time IS NOT NULL"),
     }
 
@@ -185,12 +183,12 @@ def write(common: Path, out: Path, *, fmt: str = "nemsis", country: str = "US",
                else "HEADER, DELIMITER '|', QUOTE '\"'")
     con = duckdb.connect(":memory:")
     try:
-        con.execute(f"CREATE VIEW m AS SELECT * FROM read_parquet({_lit(str(common))})")
+        con.execute(f"CREATE VIEW m AS SELECT * FROM read_parquet({literal(str(common))})")
         for table, sql in tables().items():
             for stale in (out / f"{table}.txt", out / f"{table}.parquet"):
                 stale.unlink(missing_ok=True)  # one file per table (the adapter insists)
             target = out / f"{table}.{table_format}"
-            con.execute(f"COPY ({sql}) TO {_lit(str(target))} ({options})")
+            con.execute(f"COPY ({sql}) TO {literal(str(target))} ({options})")
     finally:
         con.close()
     return out
