@@ -244,27 +244,22 @@ def _released(cell: Cell | None) -> tuple[int, int] | None:
     return cell.numerator, cell.denominator
 
 
-def _with_differences(figures: list[Figure], spec: IndicatorSpec, stratum: str,
-                      cells: dict[str, dict[str, Cell]], nordic: list[str],
-                      threshold: int) -> list[Figure]:
-    """Each Nordic country's share against the rest of the Nordic pool (not the pool with
-    itself in it, which would shrink the difference), with Newcombe's interval. Given only
-    where both are released and the rest is not small under the pool's threshold."""
+def _difference(figure: Figure, spec: IndicatorSpec, by_country: dict[str, Cell],
+                nordic: list[str], threshold: int) -> Figure:
+    """A Nordic country's share figure with its difference from the rest of the Nordic
+    pool (not the pool with itself in it, which would shrink the difference) and Newcombe's
+    interval; unchanged unless both are released and the rest is not small under the
+    pool's threshold."""
+    mine = _released(by_country.get(figure.country))
+    rest = [r for c in nordic if c != figure.country
+            if (r := _released(by_country.get(c))) is not None]
+    k2, n2 = sum(k for k, _ in rest), sum(n for _, n in rest)
+    if mine is None or not mine[1] or not n2 or any(
+            is_small(v, threshold) for v in (k2, n2, n2 - k2)):
+        return figure
     scale = _SHARE_SCALE[spec.unit]
-    out = list(figures)
-    for i, f in enumerate(out):
-        if f.stratum != stratum or f.country not in nordic or f.indicator_id != spec.id:
-            continue
-        mine = _released(cells[f.country].get(stratum))
-        rest = [r for c in nordic if c != f.country
-                if (r := _released(cells[c].get(stratum))) is not None]
-        k2, n2 = sum(k for k, _ in rest), sum(n for _, n in rest)
-        if mine is None or not mine[1] or not n2 or any(
-                is_small(v, threshold) for v in (k2, n2, n2 - k2)):
-            continue
-        d, lo, hi = newcombe_difference(mine[0], mine[1], k2, n2)
-        out[i] = replace(f, diff=scale * d, diff_low=scale * lo, diff_high=scale * hi)
-    return out
+    d, lo, hi = newcombe_difference(mine[0], mine[1], k2, n2)
+    return replace(figure, diff=scale * d, diff_low=scale * lo, diff_high=scale * hi)
 
 
 def merge_indicator(results: dict[str, IndicatorResult], spec: IndicatorSpec,
@@ -279,25 +274,27 @@ def merge_indicator(results: dict[str, IndicatorResult], spec: IndicatorSpec,
     strata = sorted({s for by_stratum in cells.values() for s in by_stratum}, key=natural_key)
     figures: list[Figure] = []
     nordic = [c for c in cells if c in NORDIC_COUNTRIES]
+    strictest = max((thresholds.get(c, 1) for c in nordic), default=1)
     for stratum in strata:
+        here = {c: cell for c in cells if (cell := cells[c].get(stratum)) is not None}
         for country in sorted(cells, key=country_key):
             t = _Tally()
-            cell = cells[country].get(stratum)
+            cell = here.get(country)
             if cell is not None:
                 t.add(cell, spec, country)
             # A country's own share cell with a withheld half is shown as withheld, not 0.
             withheld = cell is not None and spec.type == "share" and (
                 cell.numerator is None or cell.denominator is None)
-            figures.append(_figure(spec, country, year, stratum, t, withheld))
+            figure = _figure(spec, country, year, stratum, t, withheld)
+            if spec.type == "share" and country in nordic:
+                figure = _difference(figure, spec, here, nordic, strictest)
+            figures.append(figure)
         if nordic:
             pool = _Tally()
             for country in nordic:
-                if (cell := cells[country].get(stratum)) is not None:
+                if (cell := here.get(country)) is not None:
                     pool.add(cell, spec, country)
-            strictest = max((thresholds.get(c, 1) for c in nordic), default=1)
             figures.append(_figure(spec, NORDIC, year, stratum, pool, False, strictest))
-            if spec.type == "share":
-                figures = _with_differences(figures, spec, stratum, cells, nordic, strictest)
     return figures
 
 
