@@ -27,6 +27,9 @@ CONSOLE = "emsbench.node"
 _CONSOLE_LOGGERS = ("", "uvicorn", "fastapi", "prefect._internal")
 _FILE_LOGGERS = ("prefect",)  # flow and task run records propagate to it
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+# The file handler of the last ``setup``: a process that runs several commands (tests, a
+# long-lived server) replaces it instead of writing every record to every log it opened.
+_installed: list[logging.Handler] = []
 
 
 def say(message: str) -> None:
@@ -51,6 +54,11 @@ def setup(log_file: Path, debug: bool = False) -> Path:
                 if isinstance(handler, logging.StreamHandler) and not isinstance(
                         handler, logging.FileHandler):
                     handler.setLevel(logging.CRITICAL + 1)
+    for old in _installed:
+        for name in _FILE_LOGGERS:
+            logging.getLogger(name).removeHandler(old)
+        old.close()
+    _installed[:] = [file_handler]
     for name in _FILE_LOGGERS:
         logging.getLogger(name).addHandler(file_handler)
     console = logging.getLogger(CONSOLE)

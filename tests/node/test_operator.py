@@ -79,3 +79,17 @@ def test_render_names_every_finding() -> None:
         assert text in page
     assert "<script" not in render(IngestReport(1, 1, renamed_columns={
         "<script>": "urbanicity"}), "x", "NO", 2025)
+
+
+def test_each_run_logs_to_its_own_file_once(tmp_path: Path) -> None:
+    """Two commands in one process: the second log gets its records once, the first none."""
+    import logging
+
+    from node.console import setup
+
+    first = setup(tmp_path / "a" / "node.log")
+    logging.getLogger("prefect.flow_runs").warning("first run")
+    second = setup(tmp_path / "b" / "node.log")
+    logging.getLogger("prefect.flow_runs").warning("second run")
+    assert "second run" not in first.read_text(encoding="utf-8")
+    assert second.read_text(encoding="utf-8").count("second run") == 1
