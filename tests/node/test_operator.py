@@ -88,8 +88,8 @@ def test_each_run_logs_to_its_own_file_once(tmp_path: Path) -> None:
     from node.console import setup
 
     first = setup(tmp_path / "a" / "node.log")
-    logging.getLogger("prefect.flow_runs").warning("first run")
+    logging.getLogger("prefect.emsbench-test").warning("first run")
     second = setup(tmp_path / "b" / "node.log")
-    logging.getLogger("prefect.flow_runs").warning("second run")
+    logging.getLogger("prefect.emsbench-test").warning("second run")
     assert "second run" not in first.read_text(encoding="utf-8")
     assert second.read_text(encoding="utf-8").count("second run") == 1
