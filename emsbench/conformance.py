@@ -38,6 +38,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from emsbench.kinds import Problem, is_small, kind_of
 from emsbench.specs import IndicatorSpec, stratum_grid, stratum_values
 from emsbench.wire import Cell, DataQuality, Document, IndicatorResult, Submission
 
@@ -45,15 +46,6 @@ from emsbench.wire import Cell, DataQuality, Document, IndicatorResult, Submissi
 # content (422).
 CONFLICT_CODES = frozenset({"spec_mismatch"})
 SMALLEST_THRESHOLD = 3  # the federation minimum may be configured higher, never lower
-
-
-@dataclass(frozen=True)
-class Problem:
-    code: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -72,11 +64,6 @@ class Policy:
             raise ValueError(f"min_disclosure_threshold must be at least {SMALLEST_THRESHOLD}")
 
 
-def is_small(n: int | None, threshold: int) -> bool:
-    """A count disclosure control must never release: 1 … threshold − 1."""
-    return n is not None and 0 < n < threshold
-
-
 def _codes(column: str) -> tuple[str, ...]:
     try:
         return stratum_values(column)
@@ -91,45 +78,7 @@ def _cell_problems(result: IndicatorResult, spec: IndicatorSpec, cell: Cell, whe
         if value not in _codes(key):
             p.append(Problem("unknown_stratum_value", f"{where}: {key}={value!r} is not in "
                              f"the code set {list(_codes(key))}"))
-    if result.type == "share":
-        num, den = cell.numerator, cell.denominator
-        if cell.suppressed != (num is None and den is None) or (num is None) != (den is None):
-            return p + [Problem("suppression_inconsistent", f"{where}: a share cell is either "
-                                "withheld (suppressed, both counts null) or has both counts")]
-        if num is None or den is None:
-            return p
-        if max(num, den) > max_count:
-            p.append(Problem("count_out_of_range", f"{where}: count {max(num, den)} exceeds "
-                             f"the plausible maximum {max_count}"))
-        if num > den:
-            p.append(Problem("numerator_exceeds_denominator",
-                             f"{where}: numerator {num} > denominator {den}"))
-        elif any(is_small(n, threshold) for n in (num, den, den - num)):
-            p.append(Problem("disclosure_violation", f"{where}: {num}/{den} releases a count "
-                             f"from 1 to {threshold - 1} (numerator, denominator or "
-                             "complement)"))
-        return p
-    assert spec.bins is not None
-    if cell.suppressed != (cell.bins is None):
-        return p + [Problem("suppression_inconsistent", f"{where}: a distribution cell is "
-                            "either withheld (suppressed, bins null) or has bins")]
-    previous = -1
-    for first, last, count in cell.bins or []:
-        if not previous < first <= last < spec.bins.n_bins:
-            p.append(Problem("invalid_bins", f"{where}: run {[first, last, count]} is out of "
-                             f"order, overlaps or lies beyond the spec's {spec.bins.n_bins} "
-                             "bins"))
-            break
-        previous = last
-    counts = [c for _, _, c in cell.bins or []]
-    if sum(counts) > max_count:
-        p.append(Problem("count_out_of_range", f"{where}: {sum(counts)} cases exceed the "
-                         f"plausible maximum {max_count}"))
-    small = [c for c in counts if is_small(c, threshold)]
-    if small:
-        p.append(Problem("disclosure_violation", f"{where}: {len(small)} histogram run(s) "
-                         f"hold 1 to {threshold - 1} cases"))
-    return p
+    return p + kind_of(spec).cell_problems(spec, cell, where, threshold, max_count)
 
 
 def conforms(result: IndicatorResult, spec: IndicatorSpec, *, threshold: int,

@@ -53,7 +53,7 @@ def run_case(spec: IndicatorSpec, case: SpecTestCase) -> list[str]:
     """Compute the spec on the case's rows; return the differences (empty = pass)."""
     con = open_sandbox(_load(rows_to_table(case.rows, derived=True)))
     try:
-        got = cell_summary(compute(con, spec))
+        got = cell_summary(compute(con, spec), spec)
     finally:
         con.close()
     want = [{"stratum": c.stratum, "numerator": c.numerator, "denominator": c.denominator,

@@ -19,9 +19,11 @@ import jinja2
 
 from emsbench import model
 from emsbench.files import write_atomic
+from emsbench.kinds import kind_of
 from emsbench.specs import IndicatorSpec, catalogue_sha256, stratum_values
 
-UNIT_TEXT = {"percent": "percent", "minutes": "minutes", "per_100k": "per 100 000"}
+UNIT_TEXT = {"percent": "percent", "minutes": "minutes", "per_1000": "per 1 000 inhabitants",
+             "per_100k": "per 100 000 inhabitants", "ratio": "observed / expected"}
 DIRECTION_TEXT = {"higher_is_better": "higher is better", "lower_is_better": "lower is better",
                   "descriptive": "descriptive"}
 
@@ -61,19 +63,17 @@ def _case(spec: IndicatorSpec, index: int) -> dict[str, Any]:
     case = spec.tests[index]
     used = {k for row in case.rows for k in row}
     order = [c for c in model.columns() if c in used] + sorted(used - set(model.columns()))
+    kind = kind_of(spec)
     expect: list[list[Any]] = []
     for cell in case.expect:
-        result: list[Any]
-        if spec.type == "share":
-            result = [cell.numerator, cell.denominator]
-        else:
-            result = ["; ".join(f"bin {i} {_bin_label(spec, i)}: {n}"
-                                for i, n in sorted((cell.bins or {}).items()))]
+        result: list[Any] = [getattr(cell, f) for f in kind.expect_fields]
+        if cell.bins is not None and "bins" in kind.expect_fields:
+            result[kind.expect_fields.index("bins")] = "; ".join(
+                f"bin {i} {_bin_label(spec, i)}: {n}" for i, n in sorted(cell.bins.items()))
         expect.append([*(cell.stratum.get(s) for s in spec.strata), *result])
     return {"name": case.name, "columns": order,
             "rows": [[row.get(c) for c in order] for row in case.rows],
-            "expect_columns": [*spec.strata, *(["numerator", "denominator"]
-                                               if spec.type == "share" else ["bins"])],
+            "expect_columns": [*spec.strata, *kind.expect_fields],
             "expect": expect}
 
 

@@ -187,14 +187,17 @@ class IndicatorSpec(_Strict):
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
     title: str = Field(min_length=3)
     description: str = Field(min_length=10)
-    unit: Literal["percent", "minutes", "per_100k"]
+    unit: Literal["percent", "minutes", "per_1000", "per_100k", "ratio"]
     direction: Literal["higher_is_better", "lower_is_better", "descriptive"]
-    type: Literal["share", "distribution"]
+    type: Literal["share", "distribution", "rate", "ratio"]
     population: str = Field(min_length=1, description="SQL boolean over table missions")
     numerator: str | None = Field(None, description="share: SQL boolean, case counts")
     measure: str | None = Field(None, description="distribution: SQL numeric value per case")
     bins: Bins | None = None
     quantile: float | None = Field(None, gt=0, lt=1)
+    adjust_for: dict[str, str] | None = Field(
+        None, description="ratio: case-mix strata for indirect standardisation, name → a "
+                          "code-set column or an SQL boolean over table missions")
     strata: list[str] = Field(default_factory=list)
     tests: list[SpecTestCase] = Field(min_length=1)
 
@@ -204,9 +207,14 @@ class IndicatorSpec(_Strict):
         expressions in ``spec_language.normal_form``, so re-wrapping or re-casing the SQL,
         or YAML layout and comments, never change it). Node and hub must agree on it."""
         body = self.model_dump(mode="json", exclude={"tests"})
+        for later in ("adjust_for",):  # fields added later leave earlier fingerprints alone
+            if body.get(later) is None:
+                body.pop(later, None)
         for name in ("population", "numerator", "measure"):
             if body.get(name) is not None:
                 body[name] = normal_form(body[name])
+        if body.get("adjust_for") is not None:
+            body["adjust_for"] = {k: normal_form(v) for k, v in body["adjust_for"].items()}
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -216,6 +224,8 @@ class IndicatorSpec(_Strict):
             out["numerator"] = self.numerator
         if self.measure is not None:
             out["measure"] = self.measure
+        for name, expr in (self.adjust_for or {}).items():
+            out[f"adjust_for.{name}"] = expr
         return out
 
 
@@ -312,18 +322,11 @@ def _semantic_stage(path: Path, spec: IndicatorSpec, con: duckdb.DuckDBPyConnect
 
     if path.stem != spec.id:
         add(("id",), f"id {spec.id!r} must equal the file name {path.stem!r}")
-    if spec.type == "share":
-        if spec.numerator is None:
-            add(("type",), "a share spec needs 'numerator'")
-        for extra in ("measure", "bins", "quantile"):
-            if getattr(spec, extra) is not None:
-                add((extra,), f"a share spec takes no {extra!r}")
-    else:
-        for need in ("measure", "bins", "quantile"):
-            if getattr(spec, need) is None:
-                add(("type",), f"a distribution spec needs {need!r}")
-        if spec.numerator is not None:
-            add(("numerator",), "a distribution spec takes no 'numerator'")
+    from emsbench.kinds import kind_of  # local: kinds build on this module
+
+    kind = kind_of(spec)
+    for loc, message in kind.spec_problems(spec):
+        add(loc, message)
     columns = set(model.columns())
     for i, s in enumerate(spec.strata):
         if s not in columns:
@@ -340,18 +343,18 @@ def _semantic_stage(path: Path, spec: IndicatorSpec, con: duckdb.DuckDBPyConnect
             shown = " ".join(expr.split())
             shown = shown if len(shown) <= 80 else shown[:77] + "..."
             for problem in refused:
-                add((name,), f"{name} `{shown}`: {problem}{_column_hint(problem)}",
+                add(tuple(name.split(".")), f"{name} `{shown}`: {problem}{_column_hint(problem)}",
                     _needle(problem))
             continue
         try:
             con.execute(f"SELECT ({expr}) FROM missions LIMIT 0").fetchall()
         except duckdb.PermissionException as exc:
             first = str(exc).splitlines()[0]
-            add((name,), f"{name} is refused by the sandbox (spec SQL may not touch "
+            add(tuple(name.split(".")), f"{name} is refused by the sandbox (spec SQL may not touch "
                 f"files, network or extensions): {first}")
         except duckdb.Error as exc:
             first = str(exc).splitlines()[0]
-            add((name,), f"{name} does not run on the common model: {first}")
+            add(tuple(name.split(".")), f"{name} does not run on the common model: {first}")
     for c, case in enumerate(spec.tests):
         for i, row in enumerate(case.rows):
             for col in sorted(set(row) - columns):
@@ -364,13 +367,9 @@ def _semantic_stage(path: Path, spec: IndicatorSpec, con: duckdb.DuckDBPyConnect
                 add(("tests", c, "expect", k, "stratum"),
                     f"tests[{c}].expect[{k}]: expected stratum keys {sorted(cell.stratum)} "
                     f"differ from strata {spec.strata}{hints}")
-            if spec.type == "share" and (cell.numerator is None or cell.denominator is None):
-                add(("tests", c, "expect", k),
-                    f"tests[{c}].expect[{k}]: a share expectation needs numerator and "
-                    "denominator")
-            if spec.type == "distribution" and cell.bins is None:
-                add(("tests", c, "expect", k),
-                    f"tests[{c}].expect[{k}]: a distribution expectation needs bins")
+            wrong = kind.expect_problem(spec, cell)
+            if wrong:
+                add(("tests", c, "expect", k), f"tests[{c}].expect[{k}]: {wrong}")
     return p
 
 

@@ -52,8 +52,10 @@ def new_spec(spec_id: str, directory: Path, kind: str = "share") -> Path:
     if not re.match(ID_PATTERN, spec_id):
         raise CommandError(f"{spec_id!r} is not a valid indicator id: capital letters and "
                            "digits, in parts joined by '-' (e.g. RESP-P90)")
-    if kind not in ("share", "distribution"):
-        raise CommandError(f"unknown spec type {kind!r}: share or distribution")
+    from emsbench.kinds import KINDS
+
+    if kind not in KINDS:
+        raise CommandError(f"unknown spec type {kind!r}: {' or '.join(KINDS)}")
     path = directory / f"{spec_id}.yaml"
     if path.exists():
         raise CommandError(f"{path} exists; edit it, or choose another id")
@@ -75,24 +77,12 @@ def _stratum_label(spec: IndicatorSpec, key: tuple[str, ...]) -> str:
     return ", ".join(f"{s}={v}" for s, v in zip(spec.strata, key, strict=True)) or "(all)"
 
 
-def _bin_label(spec: IndicatorSpec, index: int) -> str:
-    assert spec.bins is not None
-    b = spec.bins
-    lo = b.start + index * b.width
-    return f"bin {index} [{lo:g}, ∞)" if index >= b.count else \
-        f"bin {index} [{lo:g}, {lo + b.width:g})"
-
-
-def _cell_text(spec: IndicatorSpec, cell: dict[str, Any]) -> str:
-    if spec.type == "share":
-        return f"numerator {cell['numerator']}, denominator {cell['denominator']}"
-    bins = cell["bins"] or {}
-    return "bins " + (", ".join(f"{i}: {n}" for i, n in sorted(bins.items())) or "none")
-
-
 def cell_diff(spec: IndicatorSpec, want: list[dict[str, Any]], got: list[dict[str, Any]]
               ) -> list[str]:
     """Readable differences between expected and computed cells, per stratum."""
+    from emsbench.kinds import kind_of
+
+    kind = kind_of(spec)
 
     def key(c: dict[str, Any]) -> tuple[str, ...]:
         return tuple(str(c["stratum"].get(s, "")) for s in spec.strata)
@@ -105,17 +95,12 @@ def cell_diff(spec: IndicatorSpec, want: list[dict[str, Any]], got: list[dict[st
             continue
         if g is None:
             assert w is not None
-            out.append(f"{label}: expected {_cell_text(spec, w)}; got no cell (no row of "
+            out.append(f"{label}: expected {kind.describe(spec, w)}; got no cell (no row of "
                        "the population falls in it)")
         elif w is None:
-            out.append(f"{label}: expected no cell; got {_cell_text(spec, g)}")
-        elif spec.type == "share":
-            out += [f"{label}: {f} expected {w[f]}, got {g[f]}"
-                    for f in ("numerator", "denominator") if w[f] != g[f]]
+            out.append(f"{label}: expected no cell; got {kind.describe(spec, g)}")
         else:
-            wb, gb = w["bins"] or {}, g["bins"] or {}
-            out += [f"{label}: {_bin_label(spec, i)} expected {wb.get(i, 0)}, got {gb.get(i, 0)}"
-                    for i in sorted(set(wb) | set(gb)) if wb.get(i, 0) != gb.get(i, 0)]
+            out += kind.differences(spec, label, w, g)
     return out
 
 
@@ -141,7 +126,7 @@ def case_result(spec: IndicatorSpec, case: SpecTestCase) -> list[str]:
 
     con = open_sandbox(load)
     try:
-        got = cell_summary(compute(con, spec))
+        got = cell_summary(compute(con, spec), spec)
     except SandboxError as exc:
         return [str(exc)]
     finally:
@@ -216,26 +201,18 @@ def run_spec(spec: IndicatorSpec, data: Path, year: int, fmt: str = "common"
 
 def cell_value(spec: IndicatorSpec, cell: Any) -> float | None:
     """The figure of a cell in the spec's unit (a share scaled, a distribution's quantile
-    read off its bins)."""
-    if spec.type == "share":
-        if not cell.denominator:
-            return None
-        return cell.numerator / cell.denominator * (100_000.0 if spec.unit == "per_100k"
-                                                    else 100.0)
-    from hub.stats import histogram_quantile
+    read off its bins), as the spec's kind computes it."""
+    from emsbench.kinds import kind_of
 
-    assert spec.bins is not None and spec.quantile is not None
-    counts = [0.0] * spec.bins.n_bins
-    for first, _last, n in cell.bins or []:
-        counts[first] += n
-    if not sum(counts):
-        return None
-    return histogram_quantile(counts, spec.bins.start, spec.bins.width, spec.quantile)
+    return kind_of(spec).local_value(spec, cell)
 
 
 def run_lines(spec: IndicatorSpec, data: Path, year: int, report: IngestReport,
               result: IndicatorResult) -> list[str]:
     """The text output of ``specs run``."""
+    from emsbench.figure import spec_decimals
+    from emsbench.kinds import kind_of
+
     rejected = report.rows_read - report.rows_accepted
     reasons = ", ".join(f"{r} {n}" for r, n in report.rejected_by_reason.items())
     out = [LOCAL_ONLY, "",
@@ -247,20 +224,15 @@ def run_lines(spec: IndicatorSpec, data: Path, year: int, report: IngestReport,
     labels = [", ".join(f"{k}={v}" for k, v in c.stratum.items()) or "(all)"
               for c in result.cells]
     width = max([len("stratum"), *map(len, labels)])
-    if spec.type == "share":
-        out.append(f"{'stratum':<{width}}  {'numerator':>10}  {'denominator':>11}  "
-                   f"{spec.unit:>9}")
-        for label, c in zip(labels, result.cells, strict=True):
-            v = cell_value(spec, c)
-            out.append(f"{label:<{width}}  {c.numerator:>10}  {c.denominator:>11}  "
-                       f"{'-' if v is None else f'{v:.1f}':>9}")
-    else:
-        q = f"q{spec.quantile:g} ({spec.unit})"
-        out.append(f"{'stratum':<{width}}  {'n':>8}  {q:>16}")
-        for label, c in zip(labels, result.cells, strict=True):
-            v = cell_value(spec, c)
-            n = sum(r[2] for r in c.bins or [])
-            out.append(f"{label:<{width}}  {n:>8}  {'-' if v is None else f'{v:.1f}':>16}")
+    kind = kind_of(spec)
+    heads, value_head = kind.local_columns(spec)
+    out.append(f"{'stratum':<{width}}" + "".join(f"  {h:>11}" for h in heads)
+               + f"  {value_head:>16}")
+    for label, c in zip(labels, result.cells, strict=True):
+        v = cell_value(spec, c)
+        out.append(f"{label:<{width}}" + "".join(f"  {'-' if n is None else n:>11}"
+                                                  for n in kind.local_counts(spec, c))
+                   + f"  {'-' if v is None else f'{v:.{spec_decimals(spec)}f}':>16}")
     if not result.cells:
         out.append("(no row of the data falls in the population)")
     return out
@@ -371,7 +343,8 @@ def register(sub: Any) -> None:
     new = ssub.add_parser("new", help="write ID.yaml from a commented, runnable template")
     new.add_argument("id", metavar="ID", help="indicator id, e.g. RESP-P90")
     new.add_argument("--dir", default="indicator_specs", help="folder to write it in")
-    new.add_argument("--type", choices=("share", "distribution"), default="share")
+    new.add_argument("--type", choices=("share", "distribution", "rate", "ratio"),
+                     default="share")
     new.set_defaults(func=_new)
 
     val = ssub.add_parser("validate", help="every problem of every spec file, with its line")

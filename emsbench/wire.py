@@ -31,9 +31,12 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-WIRE_VERSION = "2"
+# Minor versions add to the model and never change what an earlier one meant, so a hub reads
+# every 2.x document; the published schema files are named by the major version.
+WIRE_VERSION = "2.1"
+WIRE_MAJOR = WIRE_VERSION.split(".")[0]
 SCHEMA_DIR = Path(__file__).parent / "schema"
-SCHEMA_PATH = SCHEMA_DIR / f"submission-v{WIRE_VERSION}.json"
+SCHEMA_PATH = SCHEMA_DIR / f"submission-v{WIRE_MAJOR}.json"
 
 SUBMISSION_TYPE = "application/vnd.emsbench.submission+json"
 WITHDRAWAL_TYPE = "application/vnd.emsbench.withdrawal+json"
@@ -50,6 +53,10 @@ DocumentId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-
 CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
 ShortText = Annotated[str, Field(max_length=200)]
 ReasonCode = Annotated[str, Field(max_length=100, pattern=r"^[a-z_]+(:[a-z0-9_]+)?$")]
+QuantileKey = Annotated[str, Field(pattern=r"^0\.[0-9]{1,3}$")]
+FiniteValue = Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]
+INDICATOR_TYPES = ("share", "distribution", "rate", "ratio")
+IndicatorType = Literal["share", "distribution", "rate", "ratio"]
 MAX_REVISION = 1_000_000
 Revision = Annotated[int, Field(ge=1, le=MAX_REVISION)]
 
@@ -71,6 +78,11 @@ class Cell(_Strict):
                     "spec's fixed bins (the last bin open-ended), ascending and disjoint. "
                     "A run wider than one bin is a coarsened span: disclosure control "
                     "joined neighbouring bins until the count reached the threshold")
+    quantiles: dict[QuantileKey, FiniteValue] | None = Field(
+        None, max_length=10,
+        description="Distribution indicators (wire 2.1): exact quantiles of the cell's "
+                    "values at the node (Hyndman–Fan type 7), keyed by probability, for a "
+                    "cell with at least the disclosure threshold of cases")
     suppressed: bool = Field(False, description="The cell was withheld (counts are null)")
 
 
@@ -78,7 +90,7 @@ class IndicatorResult(_Strict):
     spec_id: ShortText
     spec_version: ShortText
     spec_sha256: Sha256
-    type: Literal["share", "distribution"]
+    type: IndicatorType
     strata: list[ShortText] = Field(max_length=10)
     cells: list[Cell] = Field(max_length=10_000)
 
@@ -88,12 +100,13 @@ class IndicatorResult(_Strict):
             if set(cell.stratum) != set(self.strata):
                 raise ValueError(f"{self.spec_id}: cell stratum keys {sorted(cell.stratum)} "
                                  f"differ from strata {self.strata}")
-            if self.type == "share" and cell.bins is not None:
-                raise ValueError(f"{self.spec_id}: a share cell carries no bins")
-            if self.type == "distribution":
-                if cell.numerator is not None or cell.denominator is not None:
-                    raise ValueError(f"{self.spec_id}: a distribution cell carries bins, "
-                                     "not numerator or denominator")
+        from emsbench.kinds import kind_of  # local: kinds build on this module
+
+        kind = kind_of(self.type)
+        for cell in self.cells:
+            problem = kind.wire_problem(cell)
+            if problem:
+                raise ValueError(f"{self.spec_id}: {problem}")
         return self
 
 
@@ -114,7 +127,9 @@ class _Revision(_Strict):
     """What every revision of a period carries: who, which period, which catalogue, which
     revision, when."""
 
-    wire_version: Literal["2"] = "2"  # = WIRE_VERSION; a Literal needs the value spelled out
+    # 2: shares and distributions; 2.1: kinds rate and ratio, exact quantiles in
+    # distribution cells. The default is WIRE_VERSION (a Literal needs it spelled out).
+    wire_version: Literal["2", "2.1"] = "2.1"
     submission_id: DocumentId
     country: CountryCode
     period: Period
@@ -195,7 +210,7 @@ def published_schemas() -> dict[Path, str]:
     out = {}
     for model, stem in ((Submission, "submission"), (Withdrawal, "withdrawal"),
                         (Receipt, "receipt")):
-        path = SCHEMA_DIR / f"{stem}-v{WIRE_VERSION}.json"
+        path = SCHEMA_DIR / f"{stem}-v{WIRE_MAJOR}.json"
         out[path] = json.dumps(_schema(model, path.name), indent=2, sort_keys=True) + "\n"
     return out
 

@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 
 from emsbench import __version__
+from emsbench.kinds import kind_of
 from emsbench.specs import IndicatorSpec
 from emsbench.wire import Withdrawal
 from hub.catalogues import Catalogues
@@ -39,8 +40,10 @@ from hub.merge import (
 ENDPOINT_KEY = "ca_survival_endpoint"
 COUNTRY_NAMES = {"NO": "Norway", "SE": "Sweden", "DK": "Denmark", "FI": "Finland",
                  "IS": "Iceland", NORDIC: "Nordic pooled", "US": "United States"}
-UNIT_TEXT = {"percent": "percent", "minutes": "minutes", "per_100k": "per 100 000 population"}
-UNIT_SUFFIX = {"percent": " %", "minutes": " min", "per_100k": " per 100k"}
+UNIT_TEXT = {"percent": "percent", "minutes": "minutes", "per_1000": "per 1 000 inhabitants",
+             "per_100k": "per 100 000 inhabitants", "ratio": "observed / expected"}
+UNIT_SUFFIX = {"percent": " %", "minutes": " min", "per_1000": " per 1,000",
+               "per_100k": " per 100k", "ratio": ""}
 DIRECTION_TEXT = {"lower_is_better": "Lower is better", "higher_is_better": "Higher is better",
                   "descriptive": "Descriptive: neither higher nor lower is better"}
 # Chart geometry in SVG user units; the SVG scales to the page width.
@@ -93,11 +96,7 @@ def _endpoint(stratum: str) -> str:
 
 
 def measure_text(spec: IndicatorSpec) -> str:
-    if spec.type == "share":
-        return f"Share of cases ({UNIT_TEXT[spec.unit]})"
-    q = round((spec.quantile or 0.5) * 100)
-    name = "Median" if q == 50 else f"{q}th percentile"
-    return f"{name} ({UNIT_TEXT[spec.unit]})"
+    return kind_of(spec).measure_text(spec, UNIT_TEXT[spec.unit])
 
 
 def fmt_value(value: float | None, unit: str, places: int = 1) -> str:

@@ -1,12 +1,8 @@
 """Disclosure control: counts from 1 to threshold − 1 never leave the node.
 
-A share cell whose numerator, denominator or complement (denominator − numerator) is small
-is withheld whole, since any one of them would reveal the others. A histogram is coarsened
-instead of punched full of holes: neighbouring non-empty bins are joined into runs until
-each run holds at least ``threshold`` cases (a short tail joins the run before it), so
-every released count is large, the total stays exact and the hub can still pool and
-interpolate. Only a cell with fewer cases than the threshold in all is withheld. Zero is
-not a disclosure and is sent.
+How one cell is protected is its indicator kind's rule (``emsbench.kinds``: a share cell
+with a small numerator, denominator or complement is withheld whole; a histogram is
+coarsened into runs of at least ``threshold`` cases). Zero is not a disclosure and is sent.
 
 Every result is sent as its full grid (``full_grid``): one cell for every stratum the code
 sets allow, empty ones included, so a withheld cell's label does not say that the stratum
@@ -22,25 +18,26 @@ more, so no withheld count, and no small sum of them, can be recovered by subtra
 
 from __future__ import annotations
 
-from emsbench.conformance import is_small
-from emsbench.specs import stratum_grid
-from emsbench.wire import BinRun, Cell, IndicatorResult
+from emsbench.kinds import Context, is_small, kind_of
+from emsbench.specs import IndicatorSpec, stratum_grid
+from emsbench.wire import IndicatorResult
 
-__all__ = ["coarsen", "full_grid", "is_small", "protect", "protect_cell", "protect_counts",
-           "protect_quality"]
+__all__ = ["full_grid", "is_small", "protect", "protect_counts", "protect_quality"]
 
 
-def full_grid(result: IndicatorResult) -> IndicatorResult:
+def full_grid(result: IndicatorResult, spec: IndicatorSpec,
+              ctx: Context | None = None) -> IndicatorResult:
     """``result`` with a cell for every stratum of its grid, in grid order; an absent
-    stratum is an empty cell (0 of 0, or no histogram runs). Zero is not a disclosure."""
+    stratum is its kind's empty cell (0 of 0, no histogram runs). Zero is not a
+    disclosure."""
+    kind = kind_of(spec)
     have = {tuple(c.stratum[s] for s in result.strata): c for c in result.cells}
     cells = []
     for key in stratum_grid(result.strata):
         cell = have.pop(key, None)
         if cell is None:
-            stratum = dict(zip(result.strata, key, strict=True))
-            cell = (Cell(stratum=stratum, numerator=0, denominator=0) if result.type == "share"
-                    else Cell(stratum=stratum, bins=[]))
+            cell = kind.empty_cell(spec, dict(zip(result.strata, key, strict=True)),
+                                   ctx or Context())
         cells.append(cell)
     if have:  # the engine computed a stratum outside the code sets: a bug, never sent
         raise ValueError(f"indicator {result.spec_id}: strata outside the code sets: "
@@ -48,42 +45,11 @@ def full_grid(result: IndicatorResult) -> IndicatorResult:
     return result.model_copy(update={"cells": cells})
 
 
-def coarsen(runs: list[BinRun], threshold: int) -> list[BinRun] | None:
-    """Join ascending runs until each holds ``threshold`` or more; None if the total is less."""
-    out: list[BinRun] = []
-    first = last = total = 0
-    for f, la, count in runs:
-        if count == 0:
-            continue
-        if total == 0:
-            first = f
-        total, last = total + count, la
-        if total >= threshold:
-            out.append((first, last, total))
-            total = 0
-    if total:  # a tail under the threshold joins the run before it
-        if not out:
-            return None
-        f, _, count = out[-1]
-        out[-1] = (f, last, count + total)
-    return out
-
-
-def protect_cell(cell: Cell, threshold: int) -> Cell:
-    if cell.bins is not None:
-        runs = coarsen(cell.bins, threshold)
-        return cell.model_copy(update={"bins": runs, "suppressed": runs is None})
-    num, den = cell.numerator, cell.denominator
-    rest = None if num is None or den is None else den - num
-    if any(is_small(n, threshold) for n in (num, den, rest)):
-        return cell.model_copy(update={"numerator": None, "denominator": None,
-                                       "suppressed": True})
-    return cell
-
-
-def protect(result: IndicatorResult, threshold: int) -> IndicatorResult:
-    """The result with every small count withheld."""
-    return result.model_copy(update={"cells": [protect_cell(c, threshold) for c in result.cells]})
+def protect(result: IndicatorResult, spec: IndicatorSpec, threshold: int) -> IndicatorResult:
+    """The result with every small count withheld, by its kind's rule."""
+    kind = kind_of(spec)
+    return result.model_copy(update={"cells": [kind.protect(spec, c, threshold)
+                                               for c in result.cells]})
 
 
 def protect_counts(counts: dict[str, int], threshold: int) -> dict[str, int | None]:

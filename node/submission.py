@@ -20,6 +20,7 @@ import duckdb
 from emsbench import __version__, dsse, model
 from emsbench.conformance import Policy, Problem, check_document
 from emsbench.engine import compute
+from emsbench.kinds import Context
 from emsbench.specs import IndicatorSpec, catalogue_sha256
 from emsbench.wire import (
     SUBMISSION_TYPE,
@@ -52,12 +53,14 @@ class SigningRefused(ValueError):
 
 
 def compute_all(con: duckdb.DuckDBPyConnection, specs: list[IndicatorSpec],
-                threshold: int, progress: Callable[[str], None] | None = None
-                ) -> list[IndicatorResult]:
-    """Every spec computed in the sandbox, with disclosure control applied."""
+                threshold: int, progress: Callable[[str], None] | None = None,
+                ctx: Context | None = None) -> list[IndicatorResult]:
+    """Every spec computed in the sandbox, with disclosure control applied; ``ctx``: the
+    node's country, year and official population (for rates)."""
     out = []
     for i, spec in enumerate(specs, 1):
-        out.append(protect(full_grid(compute(con, spec)), threshold))
+        result = compute(con, spec, ctx=ctx)
+        out.append(protect(full_grid(result, spec, ctx), spec, threshold))
         if progress and (i % 10 == 0 or i == len(specs)):
             progress(f"  computed {i} of {len(specs)} indicators")
     return out

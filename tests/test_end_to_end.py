@@ -24,13 +24,13 @@ from emsbench.demo import COUNTRIES, free_port, start_hub, stop_process, write_h
 from emsbench.engine import compute
 from emsbench.sandbox import open_sandbox
 from emsbench.specs import SpecError, default_spec_dir, load_specs
+from emsbench.stats import histogram_quantile
 from emsbench.wire import IndicatorResult
 from hub.config import load_hub_config
 from hub.ledger import PeriodView
 from hub.merge import NORDIC, NORDIC_COUNTRIES, Figure, merge
 from hub.signing import load_or_create_hub_key, public_key_path
 from hub.source import load_period
-from hub.stats import histogram_quantile
 from hub.trust_file import write_registry
 from node.config import NodeConfig, write_node_config
 from node.flow import run_node

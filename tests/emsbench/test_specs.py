@@ -130,7 +130,8 @@ def test_schema_problems_have_lines_too(tmp_path: Path) -> None:
     unit = lines.index("unit: percnt") + 1
     strat = next(i + 1 for i, line in enumerate(lines) if line.startswith("strat:"))
     assert shown == sorted([
-        f"BCPR.yaml:{unit}: unit: Input should be 'percent', 'minutes' or 'per_100k'",
+        f"BCPR.yaml:{unit}: unit: Input should be 'percent', 'minutes', 'per_1000', "
+        "'per_100k' or 'ratio'",
         f"BCPR.yaml:{strat}: strat: Extra inputs are not permitted; did you mean 'strata'?"])
 
 

@@ -41,7 +41,7 @@ DIST = BASE.replace("type: share", "type: distribution").replace(
     "numerator: coalesce(ca_bystander_cpr, false)",
     "measure: patient_age\nquantile: 0.5").replace(
     "numerator: 0, denominator: 1", "bins: {}").replace(
-    "numerator: 1, denominator: 1", "bins: {}")
+    "numerator: 1, denominator: 1", "bins: {}").replace("unit: percent", "unit: minutes")
 
 def _edit(text: str, old: str, new: str) -> str:
     assert old in text, old
@@ -62,7 +62,8 @@ BROKEN: dict[str, tuple[str, str, str | None]] = {
     "NAME-MISMATCH.yaml": (_edit(BASE, "id: @ID@", "id: OTHER-NAME"),
                            "id 'OTHER-NAME' must equal the file name 'NAME-MISMATCH'", "id:"),
     "UNKNOWN-UNIT.yaml": (_edit(BASE, "unit: percent", "unit: furlongs"),
-                          "unit: Input should be 'percent', 'minutes' or 'per_100k'", "unit:"),
+                          "unit: Input should be 'percent', 'minutes', 'per_1000', "
+                          "'per_100k' or 'ratio'", "unit:"),
     "MISSPELT-FIELD.yaml": (
         _edit(BASE, "numerator: coalesce", "numerater: coalesce"),
         "numerater: Extra inputs are not permitted; did you mean 'numerator'?", "numerater:"),

@@ -95,8 +95,8 @@ def test_missing_values_are_empty_and_negative_numbers_stay_numbers() -> None:
 def test_values_carry_the_precision_their_resolution_supports(tmp_path: Path) -> None:
     """A median read from 1-minute bins is not known to 0.01 min: it is written as 8, and
     from 0.5-minute bins as 8.5; a share keeps one decimal."""
+    from emsbench.figure import spec_decimals as decimals
     from emsbench.specs import Bins, ExpectedCell, IndicatorSpec, SpecTestCase
-    from hub.merge import decimals
 
     def spec(width: float | None) -> IndicatorSpec:
         fields: dict[str, Any] = ({"type": "share", "numerator": "true", "unit": "percent"}
@@ -110,7 +110,7 @@ def test_values_carry_the_precision_their_resolution_supports(tmp_path: Path) ->
                              tests=[SpecTestCase(name="t", rows=[], expect=[ExpectedCell()])],
                              **fields)
 
-    assert [decimals(spec(w)) for w in (None, 1, 0.5, 0.25, 10, 0.1)] == [1, 0, 1, 1, 0, 1]
+    assert [decimals(spec(w)) for w in (None, 1, 0.5, 0.25, 10, 0.1)] == [1, 0, 1, 2, 0, 1]
     minutes = figure(unit="minutes", value=8.4567, ci_low=7.51, ci_high=9.49, decimals=0)
     [row] = read_back(write_csv([minutes], tmp_path / "m.csv"))
     assert (row["value"], row["ci_low"], row["ci_high"]) == ("8", "8", "9")

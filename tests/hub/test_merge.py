@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from emsbench.specs import Bins, ExpectedCell, IndicatorSpec, SpecTestCase, catalogue_sha256
+from emsbench.stats import histogram_quantile, newcombe_difference, wilson_interval
 from emsbench.wire import Cell, DataQuality, IndicatorResult, Period, Submission
 from hub.export import COLUMNS, write_csv
 from hub.merge import Figure, SpecMismatchError, data_quality_rows, merge
-from hub.stats import histogram_quantile, newcombe_difference, wilson_interval
 
 YEAR = 2025
 THRESHOLD = 5

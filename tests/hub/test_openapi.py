@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import importlib
 import inspect
 import json
 import re
@@ -58,6 +59,18 @@ def _first_args(module: Any, exception: str) -> set[str]:
                 and node.func.id == exception):
             assert node.args and isinstance(node.args[0], ast.Constant), ast.unparse(node)
             out.add(node.args[0].value)
+    return out
+
+
+def _conformance_codes() -> set[str]:
+    """Every Problem code of the conformance rules: the module's own and its kinds'."""
+    import pkgutil
+
+    import emsbench.kinds
+
+    out = _first_args(emsbench.conformance, "Problem")
+    for info in pkgutil.iter_modules(emsbench.kinds.__path__):
+        out |= _first_args(importlib.import_module(f"emsbench.kinds.{info.name}"), "Problem")
     return out
 
 
@@ -126,7 +139,7 @@ def _emitted_in(module: Any) -> Iterator[tuple[int, str, str]]:
                 yield status.value, c, name
         elif ast.unparse(code) == "first.code":
             assert ast.unparse(status) == "409 if first.code in CONFLICT_CODES else 422"
-            for c in _first_args(emsbench.conformance, "Problem"):
+            for c in _conformance_codes():
                 yield (409 if c in CONFLICT_CODES else 422), c, name
         else:
             pytest.fail(f"{module.__name__} raises {ast.unparse(node)} in {name}: teach "
@@ -134,7 +147,7 @@ def _emitted_in(module: Any) -> Iterator[tuple[int, str, str]]:
 
 
 def test_conformance_table_is_the_conformance_modules() -> None:
-    raised = _first_args(emsbench.conformance, "Problem")
+    raised = _conformance_codes()
     assert set(CONFORMANCE_CODES) == raised
     documented = set(re.findall(r"^``(\w+)``", emsbench.conformance.__doc__ or "", re.M))
     assert documented == raised

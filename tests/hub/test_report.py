@@ -24,6 +24,8 @@ import numpy as np
 import pytest
 
 from emsbench import __version__, dsse
+from emsbench.kinds.distribution import coarsen
+from emsbench.kinds.share import protect_pair
 from emsbench.specs import Bins, ExpectedCell, IndicatorSpec, SpecTestCase, catalogue_sha256
 from emsbench.wire import (
     SUBMISSION_TYPE,
@@ -41,7 +43,6 @@ from hub.ledger import Note, PeriodView, Standing
 from hub.merge import Figure, data_quality_rows, merge
 from hub.report import build_report, export_csv, provenance, write_report
 from hub.store import Record
-from node.disclosure import coarsen, protect_cell
 
 YEAR = 2025
 NORDIC = ("NO", "SE", "DK", "FI", "IS")
@@ -76,7 +77,7 @@ def _result(spec: IndicatorSpec, cells: list[Cell]) -> IndicatorResult:
 
 def _share(num: int, den: int, threshold: int = 5, **stratum: str) -> Cell:
     # Disclosure control as a node applies it: a small count hides the whole pair.
-    return protect_cell(Cell(stratum=stratum, numerator=num, denominator=den), threshold)
+    return protect_pair(Cell(stratum=stratum, numerator=num, denominator=den), threshold)
 
 
 def _times(rng: np.random.Generator, n: int, median: float, threshold: int = 5) -> Cell:

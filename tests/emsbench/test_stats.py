@@ -1,4 +1,4 @@
-"""Interval estimates of hub.stats against hand-computed values, numpy and simulation."""
+"""Interval estimates of emsbench.stats against hand-computed values, numpy and simulation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from hub.stats import (
+from emsbench.stats import (
     histogram_quantile,
     quantile_interval,
     quantile_rank_bounds,
