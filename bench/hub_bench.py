@@ -65,8 +65,9 @@ CATALOGUE = Path(__file__).resolve().parents[1] / "tests" / "hub" / "catalogue"
 
 def sample_results(specs: list[IndicatorSpec]) -> list[IndicatorResult]:
     """Conforming results of the test catalogue at threshold 5, full grids: one of each kind
-    of cell (released share, withheld share, empty share, coarsened histogram, withheld
-    histogram, empty histogram)."""
+    of cell (released share, withheld share, coarsened histogram, withheld histogram, empty
+    histogram). T-ALPHA's population is T-BETA's total, so T-BETA withholds a second cell
+    (secondary suppression): with only rural withheld, rural = T-ALPHA − urban."""
     by_id = {s.id: s for s in specs}
 
     def result(spec_id: str, cells: list[Cell]) -> IndicatorResult:
@@ -78,8 +79,7 @@ def sample_results(specs: list[IndicatorSpec]) -> list[IndicatorResult]:
         result("T-ALPHA", [Cell(numerator=40, denominator=100)]),
         result("T-BETA", [Cell(stratum={"urbanicity": "urban"}, numerator=30, denominator=60),
                           Cell(stratum={"urbanicity": "rural"}, suppressed=True),
-                          Cell(stratum={"urbanicity": "unknown"}, numerator=0,
-                               denominator=0)]),
+                          Cell(stratum={"urbanicity": "unknown"}, suppressed=True)]),
         result("T-TIME", [Cell(stratum={"urgency_level": "U1"},
                                bins=[(2, 2, 10), (3, 4, 25), (5, 10, 6)]),
                           Cell(stratum={"urgency_level": "U2"}, suppressed=True),

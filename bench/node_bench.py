@@ -31,12 +31,15 @@ generate("US", 2025, PATH, rows=ROWS, seed=7)
 """,
     "node": """
 import tempfile
+from emsbench.kinds import Context
+from emsbench.reference import population_by
 from emsbench.specs import load_specs
 from node.ingest import open_missions
 from node.submission import compute_all
 with tempfile.TemporaryDirectory() as workdir:
     con, report = open_missions(PATH, 2025, Path(workdir))
-    results = compute_all(con, load_specs(), 5)
+    ctx = Context("US", 2025, population_by("US", 2025))
+    results = compute_all(con, load_specs(), 5, ctx=ctx)
     con.close()
 print("cells", sum(len(r.cells) for r in results), "accepted", report.rows_accepted)
 """,

@@ -4,7 +4,8 @@ The wire model (``emsbench.wire``) says what a submission *looks like*; this mod
 whether it makes *sense* against the hub's indicator catalogue and the federation's policy.
 The hub API runs it before storing, the store and the report run it again on every stored
 document (so a document that passed under an older, laxer hub is still caught), and the node
-runs it on its own submission before signing. Every rule lives here once and every breach
+runs it on its own submission before signing. Every rule lives here once (the check across
+indicators' margins in ``emsbench.margins``, which ``check_document`` runs) and every breach
 has a stable code:
 
 =============================== ===========================================================
@@ -21,10 +22,18 @@ code                            meaning
 ``duplicate_stratum``           the same stratum twice in one indicator
 ``unknown_stratum_value``       a stratum value outside the column's code set
 ``invalid_bins``                histogram runs out of order, overlapping or out of range
+``run_off_lattice``             a histogram run that does not start and end on the spec's
+                                band edges (``Bins.bands``)
+``invalid_quantiles``           exact quantiles with other keys than the median and the
+                                spec's quantile, of a cell without cases, or outside the
+                                runs holding their order statistics
 ``suppression_inconsistent``    a withheld cell with counts, or a released one without
 ``count_out_of_range``          a count above the policy's plausibility bound
 ``numerator_exceeds_denominator``
 ``disclosure_violation``        a released count (or complement) from 1 to threshold − 1
+``recoverable_by_subtraction``  released counts of indicators on the same population give
+                                a withheld count away, or a sum of withheld counts from 1
+                                to threshold − 1 (no secondary suppression across margins)
 ``threshold_too_low``           the declared threshold is under the federation minimum
 ``inconsistent_quality``        accepted > read, or rejections exceed read − accepted
 ``year_out_of_window``          the period is outside the years the hub accepts
@@ -39,7 +48,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from emsbench.kinds import Problem, is_small, kind_of
-from emsbench.specs import IndicatorSpec, stratum_grid, stratum_values
+from emsbench.margins import margin_problems
+from emsbench.specs import IndicatorSpec, key_values, spec_grid
 from emsbench.wire import Cell, DataQuality, Document, IndicatorResult, Submission
 
 # Spec and catalogue disagreements are conflicts of version (409); the rest are invalid
@@ -64,9 +74,9 @@ class Policy:
             raise ValueError(f"min_disclosure_threshold must be at least {SMALLEST_THRESHOLD}")
 
 
-def _codes(column: str) -> tuple[str, ...]:
+def _codes(spec: IndicatorSpec, key: str) -> tuple[str, ...]:
     try:
-        return stratum_values(column)
+        return key_values(spec, key)
     except KeyError:  # spec validation refuses such strata; nothing can match them
         return ()
 
@@ -75,9 +85,9 @@ def _cell_problems(result: IndicatorResult, spec: IndicatorSpec, cell: Cell, whe
                    threshold: int, max_count: int) -> list[Problem]:
     p: list[Problem] = []
     for key, value in cell.stratum.items():
-        if value not in _codes(key):
+        if value not in _codes(spec, key):
             p.append(Problem("unknown_stratum_value", f"{where}: {key}={value!r} is not in "
-                             f"the code set {list(_codes(key))}"))
+                             f"the code set {list(_codes(spec, key))}"))
     return p + kind_of(spec).cell_problems(spec, cell, where, threshold, max_count)
 
 
@@ -90,15 +100,15 @@ def conforms(result: IndicatorResult, spec: IndicatorSpec, *, threshold: int,
                         f"(sha256 {result.spec_sha256[:12]}…) but the catalogue has "
                         f"{spec.version} (sha256 {spec.sha256[:12]}…); update the node's "
                         "indicator specs and run it again")]
-    if result.type != spec.type or result.strata != spec.strata:
+    if result.type != spec.type or result.strata != spec.cell_strata:
         return [Problem("wrong_shape", f"indicator {spec.id}: type {result.type} with strata "
                         f"{result.strata}, but the spec defines {spec.type} with strata "
-                        f"{spec.strata}")]
+                        f"{spec.cell_strata}")]
     p: list[Problem] = []
     seen: set[tuple[str, ...]] = set()
     for cell in result.cells:
-        key = tuple(cell.stratum[s] for s in spec.strata)
-        where = f"indicator {spec.id}, stratum {dict(zip(spec.strata, key, strict=True))}"
+        key = tuple(cell.stratum[s] for s in spec.cell_strata)
+        where = f"indicator {spec.id}, stratum {dict(zip(spec.cell_strata, key, strict=True))}"
         if key in seen:
             p.append(Problem("duplicate_stratum", f"{where} appears more than once"))
         seen.add(key)
@@ -109,8 +119,8 @@ def conforms(result: IndicatorResult, spec: IndicatorSpec, *, threshold: int,
 def grid_problems(result: IndicatorResult, spec: IndicatorSpec) -> list[Problem]:
     """Strata of the spec's full grid that ``result`` lacks. An intake rule (the merge can
     pool a partial grid): a node that sends only non-empty strata tells which hold cases."""
-    have = {tuple(c.stratum.get(s) for s in spec.strata) for c in result.cells}
-    missing = [key for key in stratum_grid(spec.strata) if key not in have]
+    have = {tuple(c.stratum.get(s) for s in spec.cell_strata) for c in result.cells}
+    missing = [key for key in spec_grid(spec) if key not in have]
     if not missing:
         return []
     shown = ", ".join("/".join(k) or "(all)" for k in missing[:5])
@@ -216,6 +226,7 @@ def check_document(doc: Document, specs: Iterable[IndicatorSpec], catalogue: str
     if not doc.indicators:
         p.append(Problem("empty_submission", "the submission holds no indicator"))
     seen: set[str] = set()
+    linked: list[IndicatorResult] = []  # conforming results, judged across margins
     for result in doc.indicators:
         if result.spec_id in seen:
             p.append(Problem("duplicate_indicator", f"indicator {result.spec_id} appears "
@@ -229,6 +240,8 @@ def check_document(doc: Document, specs: Iterable[IndicatorSpec], catalogue: str
             continue
         found = conforms(result, spec, threshold=k, max_count=policy.max_count)
         p += found
+        if not found:
+            linked.append(result)
         if not any(x.code in ("spec_mismatch", "wrong_shape") for x in found):
             p += grid_problems(result, spec)
     if doc.indicators and not any(x.code == "spec_mismatch" for x in p):
@@ -239,5 +252,6 @@ def check_document(doc: Document, specs: Iterable[IndicatorSpec], catalogue: str
         elif doc.catalogue != catalogue:
             p.append(Problem("spec_mismatch", f"catalogue {doc.catalogue[:12]}… differs from "
                              f"the hub's {catalogue[:12]}…"))
+    p += margin_problems(linked, by_id, k)
     p += quality_problems(doc.data_quality, k, policy.max_count)
     return p

@@ -117,6 +117,7 @@ def setup_country(out: Path, country: str, year: int, rows: int, hub_url: str,
     from node.config import NodeConfig, write_node_config
     from node.keys import keygen
     from node.synth.formats import generate_as
+    from node.synth.population import volume_fraction, write_scaled_population
 
     node_dir = out / "nodes" / country
     node_dir.mkdir(parents=True, exist_ok=True)
@@ -139,9 +140,15 @@ def setup_country(out: Path, country: str, year: int, rows: int, hub_url: str,
     data, _ = generate_as(fmt, country, year, target, rows=rows, seed=seed)
     say(f"  {country}: {rows:,} synthetic missions as {fmt} in "
         f"{time.monotonic() - started:.1f} s")
+    # Rates divide by the population: the synthetic year is rows / national yearly volume
+    # of the real one (the demo's --scale, e.g. 0.1), so the node divides by the official
+    # population scaled by that same fraction (node.toml key 'population'), and incidence
+    # and responses per 1,000 come out near the national figures.
+    population = write_scaled_population(node_dir / f"population-{country}-{year}.csv",
+                                         country, year, volume_fraction(country, rows))
     # The demo runs unattended; a real node reviews before it sends (review = true).
     cfg = NodeConfig(review=False, country=country, year=year, data=Path(data.name),
-                     format=fmt, key=Path(key.name),
+                     population=Path(population.name), format=fmt, key=Path(key.name),
                      outbox=Path("outbox"), hub_url=hub_url, hub_key=hub_key,
                      disclosure_threshold=threshold, release=release and release[0],
                      approvers=release and release[1])
@@ -150,13 +157,24 @@ def setup_country(out: Path, country: str, year: int, rows: int, hub_url: str,
     return config, pub
 
 
-def country_rows(country: str, scale: float) -> int:
+# The demo's default share of each country's yearly volume: every Nordic country whole, so
+# that case-mix adjusted survival (SURV-OE, about 160 case-mix cells per endpoint) has the
+# arrests it needs (a tenth of Norway is some 300 arrests, nearly all in withheld cells),
+# and a tenth of the US (5 M missions, which alone has ample arrests).
+DEFAULT_SCALE = {"US": 0.1}
+
+
+def country_scale(country: str, scale: float | None) -> float:
+    return scale if scale is not None else DEFAULT_SCALE.get(country, 1.0)
+
+
+def country_rows(country: str, scale: float | None) -> int:
     from node.synth.calibration import calibration
 
-    return max(200, round(calibration(country).yearly_missions * scale))
+    return max(200, round(calibration(country).yearly_missions * country_scale(country, scale)))
 
 
-def run_demo(out: Path, year: int = 2025, scale: float = 0.1, threshold: int = 5,
+def run_demo(out: Path, year: int = 2025, scale: float | None = None, threshold: int = 5,
              seed: int = 2025, say: Callable[[str], None] = print) -> DemoResult:
     from hub.config import load_hub_config
     from hub.report import build_report, export_csv
@@ -179,7 +197,9 @@ def run_demo(out: Path, year: int = 2025, scale: float = 0.1, threshold: int = 5
     load_or_create_hub_key(hub_key_file)
     release = approve_catalogue(out / "catalogue")
     say(f"[1/4] catalogue release signed by 2 of 3 approvers ({release[0]}); keys, synthetic "
-        f"data and node configs for {', '.join(COUNTRIES)} (scale {scale})")
+        f"data and node configs for {', '.join(COUNTRIES)} ("
+        + (f"scale {scale}" if scale is not None else
+           "Nordic countries at their full yearly volume, the US at a tenth") + ")")
     configs, keys = {}, {}
     for country in COUNTRIES:
         configs[country], pub = setup_country(out, country, year, country_rows(country, scale),

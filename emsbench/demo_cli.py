@@ -13,7 +13,7 @@ from emsbench.cli import CommandError
 def _demo(args: argparse.Namespace) -> int:
     from emsbench.demo import quiet_prefect, run_demo
 
-    if not 0 < args.scale <= 1:
+    if args.scale is not None and not 0 < args.scale <= 1:
         raise CommandError("--scale must be in (0, 1]: the share of each country's yearly volume")
     quiet_prefect()
     started = time.monotonic()
@@ -32,8 +32,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="federate six countries on synthetic data, end to end")
     p.add_argument("--out", default="demo-out", help="folder for everything the demo makes")
     p.add_argument("--year", type=int, default=2025)
-    p.add_argument("--scale", type=float, default=0.1,
-                   help="share of each country's yearly mission volume to generate")
+    p.add_argument("--scale", type=float, default=None,
+                   help="share of each country's yearly mission volume to generate "
+                        "(default: each Nordic country whole, a tenth of the US)")
     p.add_argument("--threshold", type=int, default=5, help="disclosure threshold of the nodes")
     p.add_argument("--seed", type=int, default=2025)
     p.set_defaults(func=_demo)

@@ -34,9 +34,9 @@ def compute(con: duckdb.DuckDBPyConnection, spec: IndicatorSpec,
         raise SandboxError(f"indicator {spec.id}: expressions must not hold extra statements")
     rows = query(con, sql, f"indicator {spec.id}")
     cells = kind.cells(spec, rows, ctx or Context())
-    cells.sort(key=lambda c: tuple(c.stratum.get(s, "") for s in spec.strata))
+    cells.sort(key=lambda c: tuple(c.stratum.get(s, "") for s in spec.cell_strata))
     return IndicatorResult(spec_id=spec.id, spec_version=spec.version, spec_sha256=spec.sha256,
-                           type=spec.type, strata=list(spec.strata), cells=cells)
+                           type=spec.type, strata=spec.cell_strata, cells=cells)
 
 
 def cell_summary(result: IndicatorResult, spec: IndicatorSpec) -> list[dict[str, Any]]:

@@ -27,8 +27,10 @@ class Figure:
     of the countries in it is withheld by the hub (``suppressed``, no counts).
 
     ``numerator``/``denominator`` are a share's counts, a rate's events and persons, a
-    distribution's cases (denominator only) or an O/E ratio's observed and (rounded)
-    expected counts.
+    distribution's cases (denominator only) or an O/E ratio's observed events and the
+    cases they are observed in (so numerator / denominator is the crude share); the
+    ratio's expected events are ``expected`` and ``coverage`` is the share of the
+    country's cases whose counts were released (``emsbench.kinds.ratio``).
     """
 
     indicator_id: str
@@ -56,6 +58,10 @@ class Figure:
     # How the value was obtained where a kind has more than one way ("exact" node value,
     # "histogram" read off pooled bins); '' when there is only one.
     method: str = ""
+    # O/E ratios: expected events under the reference rates, and the share of the cases
+    # (of cells whose size is known) that the figure rests on; None for other kinds.
+    expected: float | None = None
+    coverage: float | None = None
 
     def rounded(self, value: float | None) -> str:
         """``value`` with the decimals its resolution supports; '' when missing."""

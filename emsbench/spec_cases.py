@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from emsbench import model
 from emsbench.engine import cell_summary, compute
+from emsbench.kinds import Context
 from emsbench.sandbox import open_sandbox
 from emsbench.specs import IndicatorSpec, SpecTestCase
 
@@ -49,18 +50,23 @@ def _load(table: pa.Table) -> Any:
     return load
 
 
+def case_context(case: SpecTestCase) -> Context:
+    """What the case gives besides its rows: the population a rate divides by."""
+    return Context(population=case.population_by())
+
+
 def run_case(spec: IndicatorSpec, case: SpecTestCase) -> list[str]:
     """Compute the spec on the case's rows; return the differences (empty = pass)."""
     con = open_sandbox(_load(rows_to_table(case.rows, derived=True)))
     try:
-        got = cell_summary(compute(con, spec), spec)
+        got = cell_summary(compute(con, spec, ctx=case_context(case)), spec)
     finally:
         con.close()
     want = [{"stratum": c.stratum, "numerator": c.numerator, "denominator": c.denominator,
              "bins": c.bins} for c in case.expect]
 
     def key(c: dict[str, Any]) -> tuple[str, ...]:
-        return tuple(c["stratum"].get(s, "") for s in spec.strata)
+        return tuple(c["stratum"].get(s, "") for s in spec.cell_strata)
 
     got_by, want_by = {key(c): c for c in got}, {key(c): c for c in want}
     problems = []

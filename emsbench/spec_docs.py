@@ -70,10 +70,10 @@ def _case(spec: IndicatorSpec, index: int) -> dict[str, Any]:
         if cell.bins is not None and "bins" in kind.expect_fields:
             result[kind.expect_fields.index("bins")] = "; ".join(
                 f"bin {i} {_bin_label(spec, i)}: {n}" for i, n in sorted(cell.bins.items()))
-        expect.append([*(cell.stratum.get(s) for s in spec.strata), *result])
+        expect.append([*(cell.stratum.get(s) for s in spec.cell_strata), *result])
     return {"name": case.name, "columns": order,
             "rows": [[row.get(c) for c in order] for row in case.rows],
-            "expect_columns": [*spec.strata, *kind.expect_fields],
+            "expect_columns": [*spec.cell_strata, *kind.expect_fields],
             "expect": expect}
 
 

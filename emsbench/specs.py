@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import duckdb
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from emsbench import model
 from emsbench.spec_language import expression_problems, normal_form
@@ -154,12 +154,39 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Band(_Strict):
+    """From ``from`` on, a band every ``every`` (both in the measure's unit) up to the next
+    ``from``, or up to the upper edge of the last closed bin."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: float = Field(alias="from")
+    every: float = Field(gt=0)
+
+
 class Bins(_Strict):
-    """Fixed bins: [start + i·width, start + (i+1)·width) for i < count, then one open bin."""
+    """Fixed bins: [start + i·width, start + (i+1)·width) for i < count, then one open bin.
+
+    ``bands`` declares the lattice disclosure control may cut a histogram at, as steps:
+    ``[{from: 0, every: 1}, {from: 3, every: 0.25}, {from: 90, every: 5}]`` is a band edge
+    every minute from 0, every 15 s from 3 min and every 5 min from 90 min up to the last
+    closed bin's upper edge; the open bin is always a band of its own. Each ``from`` is a
+    bin edge (the first one ``start``), each ``every`` a whole number of bins, and each step
+    a whole number of bands. The node joins whole bands, never parts of one, so every run
+    of a released histogram starts at a band edge and ends just before one (or at the open
+    bin), wherever the data lie. Without ``bands`` every bin edge is a band edge (the
+    lattice is the bins themselves): that is how specs released before the field existed
+    are read, and their fingerprints do not change (``IndicatorSpec.sha256`` leaves an
+    absent lattice out).
+    """
 
     start: float = 0.0
     width: float = Field(gt=0)
     count: int = Field(gt=0, le=2000)
+    bands: list[Band] | None = Field(
+        None, min_length=1, max_length=100,
+        description="steps of the band-edge lattice that coarsened runs start and end on; "
+                    "absent: every bin edge")
 
     def edges(self) -> list[float]:
         return [self.start + i * self.width for i in range(self.count + 1)]
@@ -167,6 +194,57 @@ class Bins(_Strict):
     @property
     def n_bins(self) -> int:
         return self.count + 1
+
+    def edge_index(self, value: float) -> int | None:
+        """The bin edge ``value`` is (0 … count), allowing for the rounding of decimal
+        writing (a millionth of a bin); None when it is no bin edge."""
+        i = round((value - self.start) / self.width)
+        if 0 <= i <= self.count and abs(self.start + i * self.width - value) <= 1e-6 * self.width:
+            return i
+        return None
+
+    def _bins_in(self, length: float) -> int | None:
+        """``length`` as a whole number of bins, or None."""
+        k = round(length / self.width)
+        return k if k >= 1 and abs(k * self.width - length) <= 1e-6 * self.width else None
+
+    @model_validator(mode="after")
+    def _bands_on_bin_edges(self) -> Bins:
+        if self.bands is None:
+            return self
+        firsts: list[int] = []
+        for band in self.bands:
+            i = self.edge_index(band.from_)
+            if i is None or i >= self.count:
+                raise ValueError(f"bands: from {band.from_:g} is not a bin edge below the "
+                                 f"open bin (start + i·width for i from 0 to {self.count - 1})")
+            if firsts and i <= firsts[-1]:
+                raise ValueError(f"bands: from {band.from_:g} does not ascend")
+            if not firsts and i != 0:
+                raise ValueError(f"bands: the first step must be from the bins' start "
+                                 f"{self.start:g}, not {band.from_:g}")
+            if self._bins_in(band.every) is None:
+                raise ValueError(f"bands: every {band.every:g} is not a whole number of "
+                                 f"{self.width:g}-wide bins")
+            firsts.append(i)
+        for band, i, j in zip(self.bands, firsts, [*firsts[1:], self.count], strict=True):
+            if (j - i) % (self._bins_in(band.every) or 1):
+                raise ValueError(f"bands: from {band.from_:g} to "
+                                 f"{self.start + j * self.width:g} is not a whole number of "
+                                 f"bands of {band.every:g}")
+        return self
+
+    @cached_property
+    def band_starts(self) -> tuple[int, ...]:
+        """The lattice as bin indices: the first bin of every band, ascending, from 0 to the
+        open bin (``count``)."""
+        if self.bands is None:
+            return tuple(range(self.n_bins))
+        starts = {self.count}
+        firsts = [self.edge_index(b.from_) or 0 for b in self.bands]
+        for band, i, j in zip(self.bands, firsts, [*firsts[1:], self.count], strict=True):
+            starts.update(range(i, j, self._bins_in(band.every) or 1))
+        return tuple(sorted(starts))
 
 
 class ExpectedCell(_Strict):
@@ -176,10 +254,30 @@ class ExpectedCell(_Strict):
     bins: dict[int, int] | None = Field(None, description="Sparse bin index → count")
 
 
+class CasePopulation(_Strict):
+    """Persons of one age band and sex, as the official population gives them."""
+
+    age_band: model.AgeBand
+    sex: Literal["female", "male"]
+    persons: int = Field(ge=0)
+
+
 class SpecTestCase(_Strict):
     name: str
     rows: list[dict[str, Any]]
     expect: list[ExpectedCell]
+    population: list[CasePopulation] | None = Field(
+        None, description="rate: the official population the case divides by, rows "
+                          "{age_band, sex, persons}; an age band and sex left out has 0")
+
+    def population_by(self) -> dict[tuple[str, str], int] | None:
+        """The case's population as ``Context.population``: persons by (age band, sex)."""
+        if self.population is None:
+            return None
+        out: dict[tuple[str, str], int] = {}
+        for p in self.population:
+            out[(p.age_band, p.sex)] = out.get((p.age_band, p.sex), 0) + p.persons
+        return out
 
 
 class IndicatorSpec(_Strict):
@@ -210,6 +308,11 @@ class IndicatorSpec(_Strict):
         for later in ("adjust_for",):  # fields added later leave earlier fingerprints alone
             if body.get(later) is None:
                 body.pop(later, None)
+        if body.get("bins") is not None:  # a lattice not declared leaves them alone too
+            bands = body["bins"].pop("bands", None)
+            if bands is not None:
+                body["bins"]["bands"] = [{"from": b["from_"], "every": b["every"]}
+                                         for b in bands]
         for name in ("population", "numerator", "measure"):
             if body.get(name) is not None:
                 body[name] = normal_form(body[name])
@@ -217,6 +320,12 @@ class IndicatorSpec(_Strict):
             body["adjust_for"] = {k: normal_form(v) for k, v in body["adjust_for"].items()}
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    @property
+    def cell_strata(self) -> list[str]:
+        """The keys of a cell's stratum: the reporting ``strata``, then the case-mix strata
+        of ``adjust_for`` (a ratio's cells split each reporting group by case mix)."""
+        return [*self.strata, *(self.adjust_for or {})]
 
     def expressions(self) -> dict[str, str]:
         out = {"population": self.population}
@@ -255,6 +364,26 @@ def stratum_grid(strata: Sequence[str]) -> list[tuple[str, ...]]:
     """Every stratum a spec with ``strata`` can have, in code-set order: the full grid a
     node sends, empty cells included, so that no cell's presence says it holds cases."""
     return list(itertools.product(*(stratum_values(c) for c in strata)))
+
+
+BOOLEAN_VALUES = ("true", "false", "unknown")
+
+
+def key_values(spec: IndicatorSpec, key: str) -> tuple[str, ...]:
+    """Every value of one key of ``spec.cell_strata``: a stratum's code set and
+    ``unknown``; an ``adjust_for`` entry's too when it names a code-set column, else
+    ``true``/``false``/``unknown`` (a boolean expression)."""
+    adjust = spec.adjust_for or {}
+    if key in adjust and key not in spec.strata:
+        column = adjust[key].strip()
+        return stratum_values(column) if column in model.ENUMS else BOOLEAN_VALUES
+    return stratum_values(key)
+
+
+def spec_grid(spec: IndicatorSpec) -> list[tuple[str, ...]]:
+    """Every cell a result of ``spec`` has, keyed in ``spec.cell_strata`` order (the
+    ``stratum_grid`` of its strata, times its case-mix strata)."""
+    return list(itertools.product(*(key_values(spec, k) for k in spec.cell_strata)))
 
 
 def default_spec_dir() -> Path:
@@ -361,12 +490,12 @@ def _semantic_stage(path: Path, spec: IndicatorSpec, con: duckdb.DuckDBPyConnect
                 add(("tests", c, "rows", i, col),
                     f"tests[{c}].rows[{i}]: unknown column {col!r}" + did_you_mean(col, columns))
         for k, cell in enumerate(case.expect):
-            if set(cell.stratum) != set(spec.strata):
-                hints = "".join(did_you_mean(key, spec.strata)
-                                for key in sorted(set(cell.stratum) - set(spec.strata)))
+            if set(cell.stratum) != set(spec.cell_strata):
+                hints = "".join(did_you_mean(key, spec.cell_strata)
+                                for key in sorted(set(cell.stratum) - set(spec.cell_strata)))
                 add(("tests", c, "expect", k, "stratum"),
                     f"tests[{c}].expect[{k}]: expected stratum keys {sorted(cell.stratum)} "
-                    f"differ from strata {spec.strata}{hints}")
+                    f"differ from strata {spec.cell_strata}{hints}")
             wrong = kind.expect_problem(spec, cell)
             if wrong:
                 add(("tests", c, "expect", k), f"tests[{c}].expect[{k}]: {wrong}")

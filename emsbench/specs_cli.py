@@ -34,6 +34,7 @@ from emsbench.cli import CommandError
 from emsbench.spec_checks import located, plural, validate_paths
 
 if TYPE_CHECKING:
+    from emsbench.kinds import Context
     from emsbench.specs import IndicatorSpec, SpecTestCase
     from emsbench.wire import IndicatorResult
     from node.ingest import IngestReport
@@ -74,7 +75,7 @@ def new_spec(spec_id: str, directory: Path, kind: str = "share") -> Path:
 
 
 def _stratum_label(spec: IndicatorSpec, key: tuple[str, ...]) -> str:
-    return ", ".join(f"{s}={v}" for s, v in zip(spec.strata, key, strict=True)) or "(all)"
+    return ", ".join(f"{s}={v}" for s, v in zip(spec.cell_strata, key, strict=True)) or "(all)"
 
 
 def cell_diff(spec: IndicatorSpec, want: list[dict[str, Any]], got: list[dict[str, Any]]
@@ -85,7 +86,7 @@ def cell_diff(spec: IndicatorSpec, want: list[dict[str, Any]], got: list[dict[st
     kind = kind_of(spec)
 
     def key(c: dict[str, Any]) -> tuple[str, ...]:
-        return tuple(str(c["stratum"].get(s, "")) for s in spec.strata)
+        return tuple(str(c["stratum"].get(s, "")) for s in spec.cell_strata)
 
     got_by, want_by = {key(c): c for c in got}, {key(c): c for c in want}
     out: list[str] = []
@@ -110,11 +111,12 @@ def case_result(spec: IndicatorSpec, case: SpecTestCase) -> list[str]:
     import pyarrow as pa
 
     from emsbench.engine import cell_summary, compute
+    from emsbench.kinds.rate import PopulationMissing
     from emsbench.sandbox import SandboxError, open_sandbox
-    from emsbench.spec_cases import rows_to_table
+    from emsbench.spec_cases import case_context, rows_to_table
 
     try:
-        table = rows_to_table(case.rows)
+        table = rows_to_table(case.rows, derived=True)
     except (pa.ArrowException, TypeError, ValueError) as exc:
         return [f"the rows do not fit the common model ({exc}); run 'emsbench specs "
                 "validate' for the row and column"]
@@ -126,8 +128,8 @@ def case_result(spec: IndicatorSpec, case: SpecTestCase) -> list[str]:
 
     con = open_sandbox(load)
     try:
-        got = cell_summary(compute(con, spec), spec)
-    except SandboxError as exc:
+        got = cell_summary(compute(con, spec, ctx=case_context(case)), spec)
+    except (SandboxError, PopulationMissing) as exc:
         return [str(exc)]
     finally:
         con.close()
@@ -182,10 +184,42 @@ def data_years(path: Path, fmt: str = "common") -> list[int]:
     return [int(r[0]) for r in rows]  # type: ignore[call-overload]
 
 
-def run_spec(spec: IndicatorSpec, data: Path, year: int, fmt: str = "common"
-             ) -> tuple[IngestReport, IndicatorResult]:
+def run_context(year: int, country: str | None = None,
+                population: Path | None = None) -> Context:
+    """What ``specs run`` knows besides the rows: with ``country`` or ``population``, the
+    official population (a rate's denominator) of that country and ``year``, from the file
+    ``population`` (the reference format; its one country of ``year`` when ``country`` is
+    not given) or else from the shipped reference data."""
+    from emsbench.kinds import Context
+    from emsbench.reference import ReferenceDataError, load_population, population_by
+
+    if country is None and population is None:
+        return Context(year=year)
+    try:
+        rows = load_population(population) if population is not None else None
+    except ReferenceDataError as exc:
+        raise CommandError(str(exc)) from exc
+    if country is None:
+        found = sorted({p.country for p in rows or () if p.year == year})
+        if len(found) != 1:
+            raise CommandError(f"{population} holds the population of "
+                               f"{', '.join(found) or 'no country'} for {year}: say which "
+                               "with --country")
+        country = found[0]
+    try:
+        persons = population_by(country, year, rows=rows)
+    except KeyError as exc:
+        source = str(population) if population is not None else "the shipped reference data"
+        raise CommandError(f"{source}: {exc.args[0]}; give the population with --population "
+                           "FILE") from exc
+    return Context(country=country, year=year, population=persons)
+
+
+def run_spec(spec: IndicatorSpec, data: Path, year: int, fmt: str = "common",
+             ctx: Context | None = None) -> tuple[IngestReport, IndicatorResult]:
     """Compute ``spec`` on the valid rows of ``data`` (input format ``fmt``) for ``year``,
-    in a sandbox, exactly as a node does before disclosure control."""
+    in a sandbox, exactly as a node does before disclosure control; ``ctx``: the country,
+    year and population (a rate needs it, ``run_context``)."""
     import tempfile
 
     from emsbench.engine import compute
@@ -194,7 +228,7 @@ def run_spec(spec: IndicatorSpec, data: Path, year: int, fmt: str = "common"
     with tempfile.TemporaryDirectory(prefix="emsbench-specs-run-") as tmp:
         con, report = open_missions(data, year, Path(tmp), fmt=fmt)
         try:
-            return report, compute(con, spec)
+            return report, compute(con, spec, ctx=ctx)
         finally:
             con.close()
 
@@ -299,6 +333,7 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from emsbench.kinds.rate import PopulationMissing
     from emsbench.sandbox import SandboxError
     from node.ingest import InputError
 
@@ -315,8 +350,15 @@ def _run(args: argparse.Namespace) -> int:
             raise CommandError(f"cannot tell the year of {data} (years in call_received: "
                                f"{found}); give it with --year")
         year = years[0]
+    population = Path(args.population) if args.population else None
+    ctx = run_context(year, args.country, population)
     try:
-        report, result = run_spec(spec, data, year, args.format)
+        report, result = run_spec(spec, data, year, args.format, ctx)
+    except PopulationMissing as exc:
+        raise CommandError(f"{spec.id} is a rate per population: give whose official "
+                           "population divides it with --country CC (the shipped reference "
+                           "data) or --population FILE (reference format: country,year,"
+                           "region,age_band,sex,persons,source)") from exc
     except (InputError, SandboxError) as exc:
         raise CommandError(str(exc)) from exc
     if args.json:
@@ -368,6 +410,13 @@ def register(sub: Any) -> None:
 
     run.add_argument("--format", choices=tuple(FORMATS), default="common",
                      help="input format of --data (nemsis: a folder of NEMSIS tables)")
+    run.add_argument("--country", metavar="CC",
+                     help="rates: whose official population divides them (ISO code, e.g. "
+                          "NO); the shipped reference data unless --population is given")
+    run.add_argument("--population", metavar="FILE",
+                     help="rates: the official population as a CSV in the reference format "
+                          "(country,year,region,age_band,sex,persons,source), e.g. a node's "
+                          "own figures or a scaled one for synthetic data")
     run.add_argument("--dir", help=dir_help)
     run.set_defaults(func=_run)
 

@@ -11,6 +11,15 @@ a pooled figure without them is partial), ``diff_vs_rest`` with ``diff_ci_low`` 
 in percentage points, with Newcombe's hybrid score interval), and rounds each value and
 interval to the precision its resolution supports (shares 0.1; a figure read from
 histogram bins as many decimals as its bin width has).
+
+Version 3 added ``method``: how a quantile was obtained, ``exact`` (computed by the
+country's node from its raw values, Hyndman–Fan type 7) or ``histogram`` (read off the
+released, for a pool the pooled, histogram); empty for other figures. An exact value is
+written with two decimals (to the second, in minutes). It also added ``expected`` and
+``coverage`` for observed/expected ratios: the expected count under the pooled case-mix
+rates (one decimal) and the share of the country's cases in the case-mix cells that count
+(three decimals, 0–1); empty for other figures. Rates carry events as ``numerator`` and
+persons as ``denominator``; a ratio its observed count and its cases.
 """
 
 from __future__ import annotations
@@ -21,10 +30,11 @@ from pathlib import Path
 
 from hub.merge import Figure, country_key, natural_key
 
-EXPORT_VERSION = "2"
+EXPORT_VERSION = "3"
 COLUMNS = ("indicator_id", "country", "year", "stratum", "numerator", "denominator", "value",
            "ci_low", "ci_high", "suppressed", "spec_version", "unit", "n_countries",
-           "countries", "omitted", "diff_vs_rest", "diff_ci_low", "diff_ci_high")
+           "countries", "omitted", "diff_vs_rest", "diff_ci_low", "diff_ci_high", "method",
+           "expected", "coverage")
 
 
 def _int(value: int | None) -> str:
@@ -63,6 +73,9 @@ def figure_row(f: Figure) -> dict[str, str]:
         "diff_vs_rest": f.rounded(f.diff),
         "diff_ci_low": f.rounded(f.diff_low),
         "diff_ci_high": f.rounded(f.diff_high),
+        "method": safe_text(f.method),
+        "expected": "" if f.expected is None else f"{f.expected:.1f}",
+        "coverage": "" if f.coverage is None else f"{f.coverage:.3f}",
     }
 
 

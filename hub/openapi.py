@@ -168,10 +168,17 @@ CONFORMANCE_CODES: dict[str, str] = {
     "duplicate_stratum": "the same stratum twice in one indicator",
     "unknown_stratum_value": "a stratum value outside the column's code set",
     "invalid_bins": "histogram runs out of order, overlapping or out of range",
+    "run_off_lattice": "a histogram run that does not start and end on the spec's band edges",
+    "invalid_quantiles": "exact quantiles with other keys than the median and the spec's "
+                         "quantile, of a cell without cases, or outside the runs holding "
+                         "their order statistics",
     "suppression_inconsistent": "a withheld cell with counts, or a released one without",
     "count_out_of_range": "a count above the policy's plausibility bound",
     "numerator_exceeds_denominator": "a numerator larger than its denominator",
     "disclosure_violation": "a released count (or complement) from 1 to threshold − 1",
+    "recoverable_by_subtraction": "released counts of indicators on the same population give "
+                                  "a withheld count away, or a sum of withheld counts from 1 "
+                                  "to threshold − 1 (no secondary suppression across margins)",
     "threshold_too_low": "the declared threshold is under the federation minimum",
     "inconsistent_quality": "accepted > read, or rejections exceed read − accepted",
     "year_out_of_window": "the period is outside the years the hub accepts",

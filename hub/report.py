@@ -22,6 +22,7 @@ import jinja2
 from emsbench import __version__
 from emsbench.kinds import kind_of
 from emsbench.specs import IndicatorSpec
+from emsbench.stats import wilson_interval
 from emsbench.wire import Withdrawal
 from hub.catalogues import Catalogues
 from hub.export import write_csv
@@ -65,6 +66,27 @@ class Row:
 
 
 @dataclass
+class RatioLine:
+    """One country's (or the pool's) O/E figure with its crude share (percent) beside."""
+
+    country: str
+    figure: Figure
+    crude: float | None = None
+    crude_low: float | None = None
+    crude_high: float | None = None
+
+
+@dataclass
+class RatioTable:
+    """An O/E ratio's figures of one reporting stratum (a survival endpoint): each group
+    has its own reference population, the countries with released cases in it."""
+
+    label: str
+    reference: str
+    lines: list[RatioLine]
+
+
+@dataclass
 class Section:
     spec: IndicatorSpec
     measure: str
@@ -74,6 +96,7 @@ class Section:
     bins_note: str = ""
     releases: str = ""  # the catalogue releases that hold exactly this spec
     anchor: str = ""  # the HTML id: the spec id, with the version when several are shown
+    ratio: list[RatioTable] | None = None  # O/E ratios: one table per reporting stratum
 
 
 def _plain(key: str) -> str:
@@ -108,19 +131,31 @@ def fmt_bare(value: float | None, places: int = 1) -> str:
 
 
 def bins_note(spec: IndicatorSpec) -> str:
-    """Plain-language note on the resolution of a binned distribution."""
+    """Plain-language note on how a distribution's quantile, its interval and its
+    resolution come about."""
     if spec.bins is None:
         return ""
     b, unit = spec.bins, UNIT_TEXT[spec.unit]
     top = b.start + b.count * b.width
-    band = (f"{b.width:g}-minute bands" if spec.unit == "minutes"
-            else f"bands {b.width:g} {unit} wide")
-    return (f"Values are read from {band}, so they are accurate to about one band; values of "
-            f"{top:g} {unit} or more share one open-ended band and are shown as {top:g}. "
-            "Quantile definition: the value at rank q·n of the pooled histogram (n cases), "
-            "interpolated linearly within its band; its interval is the values at ranks "
-            "n·q ∓ 1.96·√(n·q·(1 − q)) (normal approximation to the binomial order-statistic "
-            "interval), so it is wider by up to one band on each side.")
+    seconds = b.width * 60
+    if spec.unit == "minutes" and seconds < 59.5 and abs(seconds - round(seconds)) < 1e-6:
+        bins = f"{round(seconds)}-second bins"
+    elif spec.unit == "minutes":
+        bins = f"{b.width:g}-minute bins"
+    else:
+        bins = f"bins {b.width:g} {unit} wide"
+    return ("Quantile definition: Hyndman–Fan type 7 (R's default, numpy's linear): of n "
+            "sorted values, the one at rank (n − 1)·q + 1, interpolated between neighbours. A "
+            "country's value is exact: its node computes it from the raw values (where a node "
+            "sent none, as under an earlier spec version, it is read off the country's "
+            f"histogram like a pooled value). A pooled value is read off the pooled {bins} at "
+            "that rank, each bin's cases spread evenly over it, so it is accurate to about one "
+            "bin (one run, where nodes joined bins to withhold small counts). Intervals: the "
+            "exact binomial order-statistic 95 % interval (the cases at "
+            "the two ranks the binomial distribution gives), widened to the edges of the bins "
+            "those cases lie in, or of the wider runs a node released where it joined bins "
+            f"to withhold small counts. Values of {top:g} {unit} or more share one open-ended "
+            f"bin; an interval that reaches into it is shown ending at {top:g}.")
 
 
 def fmt_count(n: int | None) -> str:
@@ -144,6 +179,8 @@ def _chart(spec: IndicatorSpec, rows: list[Row], columns: Sequence[str]) -> dict
     if not shown:
         return None
     points = [v for f in shown for v in (f.value, f.ci_low, f.ci_high) if v is not None]
+    if spec.unit == "ratio":
+        points.append(1.0)  # the axis always shows "as expected"
     ticks = nice_ticks(min(points), max(points))
     if spec.unit == "percent":  # a share's axis never needs to leave 0–100
         ticks = [t for t in ticks if 0 <= t <= 100] or [0.0, 100.0]
@@ -174,7 +211,7 @@ def _chart(spec: IndicatorSpec, rows: list[Row], columns: Sequence[str]) -> dict
         panels.append({"label": row.label, "y": y, "lines": lines})
         y += HEAD_H + len(lines) * ROW_H + 8
     return {"width": CHART_W, "height": y + AXIS_H, "axis_y": y, "plot_x0": LABEL_W,
-            "plot_x1": CHART_W - RIGHT_PAD,
+            "plot_x1": CHART_W - RIGHT_PAD, "ref_x": x(1.0) if spec.unit == "ratio" else None,
             "ticks": [{"x": x(t), "label": f"{t:g}"} for t in ticks],
             "unit": UNIT_TEXT[spec.unit], "panels": panels}
 
@@ -226,8 +263,38 @@ def build_sections(figures: Sequence[Figure], specs: Sequence[IndicatorSpec],
         anchor = f"{spec.id}-v{spec.version}" if spec.id in several else spec.id
         sections.append(Section(spec, measure_text(spec), row_list, endpoints,
                                 _chart(spec, row_list, columns), bins_note(spec),
-                                releases, anchor))
+                                releases, anchor,
+                                ratio_tables(mine, columns) if spec.unit == "ratio" else None))
     return sections
+
+
+def ratio_tables(figures: Sequence[Figure], columns: Sequence[str]) -> list[RatioTable]:
+    """Per reporting stratum with any case: each country's and the pool's O, E, O/E and
+    crude share (Wilson interval), in column order; countries without a case or a
+    withheld cell there are left out (the US has no 30-day endpoint)."""
+    tables = []
+    by_stratum: dict[str, list[Figure]] = {}
+    for f in figures:
+        by_stratum.setdefault(f.stratum, []).append(f)
+    for stratum in sorted(by_stratum, key=natural_key):
+        order = {c: i for i, c in enumerate(columns)}
+        found = sorted(by_stratum[stratum], key=lambda f: order.get(f.country, len(order)))
+        lines = []
+        for f in found:
+            if not (f.denominator or f.suppressed or f.omitted):
+                continue
+            line = RatioLine(f.country, f)
+            if f.numerator is not None and f.denominator:
+                lo, hi = wilson_interval(f.numerator, f.denominator)
+                line.crude = 100 * f.numerator / f.denominator
+                line.crude_low, line.crude_high = 100 * lo, 100 * hi
+            lines.append(line)
+        if not lines:
+            continue
+        reference = [f.country for f in found if f.country != NORDIC and f.countries]
+        tables.append(RatioTable(stratum_text(stratum),
+                                 ", ".join(COUNTRY_NAMES.get(c, c) for c in reference), lines))
+    return tables
 
 
 def _environment() -> jinja2.Environment:

@@ -24,9 +24,10 @@ from pydantic import (
 
 from emsbench.conformance import SMALLEST_THRESHOLD
 from emsbench.files import toml_string
+from emsbench.kinds import Context
 
 PATH_KEYS = ("data", "key", "outbox", "specs", "hub_key", "audit_log", "workdir", "release",
-             "approvers", "reports", "password_file")
+             "approvers", "reports", "password_file", "population")
 DEFAULT_AUDIT_LOG = Path("audit.jsonl")
 DEFAULT_WORKDIR = Path("work")
 DEFAULT_REPORTS = Path("reports")
@@ -81,6 +82,11 @@ class NodeConfig(BaseModel):
     password_file: Path | None = Field(None, description="format postgresql: a file (mode "
                                        "0600) holding the password; default libpq's "
                                        "(PGPASSWORD, ~/.pgpass)")
+    population: Path | None = Field(None, description="The official population by age band "
+                                    "and sex that rates divide by: a CSV in the reference "
+                                    "format (country,year,region,age_band,sex,persons,source; "
+                                    "the rows of this country, year and region 'national'); "
+                                    "default the shipped reference data")
 
     @model_validator(mode="before")
     @classmethod
@@ -204,7 +210,8 @@ def load_node_config(path: Path) -> NodeConfig:
             continue  # a server's address, not a file beside this one
         if isinstance(value, str) and value:
             section[key] = base / Path(value)
-        elif value == "" and key in ("specs", "hub_key", "password_file"):  # TOML has no null
+        elif value == "" and key in ("specs", "hub_key", "password_file",
+                                     "population"):  # TOML has no null
             section.pop(key)
     try:
         return NodeConfig.model_validate(section)
@@ -215,6 +222,35 @@ def load_node_config(path: Path) -> NodeConfig:
             msg = e["msg"].removeprefix("Value error, ")
             lines.append(f"{where}: {msg}" if where else msg)
         raise ValueError(f"invalid node config {path}:\n  " + "\n  ".join(lines)) from exc
+
+
+def node_population(cfg: NodeConfig) -> dict[tuple[str, str], int]:
+    """The node's official population by (age band, sex), which rates divide by: from the
+    file of node.toml key ``population`` when set, else the shipped reference data of the
+    node's country and year. ValueError naming the key when neither has it."""
+    from emsbench.reference import ReferenceDataError, load_population, population_by
+
+    if cfg.population is not None:
+        try:
+            return population_by(cfg.country, cfg.year, rows=load_population(cfg.population))
+        except ReferenceDataError as exc:
+            raise ValueError(f"population: {exc}") from exc
+        except KeyError as exc:
+            raise ValueError(f"population: {cfg.population} has {exc.args[0]}") from exc
+    try:
+        return population_by(cfg.country, cfg.year)
+    except KeyError as exc:
+        raise ValueError(
+            f"no official population for {cfg.country} {cfg.year}, which the rate indicators "
+            f"divide by: node.toml key 'population' is not set and the shipped reference "
+            f"data has {exc.args[0]}. Set population = \"FILE.csv\" in node.toml, a CSV of "
+            "the country's official figures in the reference format (country,year,region,"
+            "age_band,sex,persons,source; region national)") from exc
+
+
+def node_context(cfg: NodeConfig) -> Context:
+    """What the node knows besides its rows: country, year and official population."""
+    return Context(country=cfg.country, year=cfg.year, population=node_population(cfg))
 
 
 def _toml_value(value: object) -> str:

@@ -32,11 +32,12 @@ from prefect.context import TaskRunContext
 from prefect.settings import temporary_settings
 from prefect.states import Completed
 
+from emsbench.kinds import Context
 from emsbench.release import check_release
 from emsbench.specs import IndicatorSpec, load_specs
 from emsbench.wire import IndicatorResult, Receipt, Submission
 from node import submission as sub
-from node.config import NodeConfig, load_node_config
+from node.config import NodeConfig, load_node_config, node_context
 from node.console import say
 from node.delivery import HubUnavailable, Outcome, attempt
 from node.ingest import IngestReport, InputError, open_missions
@@ -132,12 +133,24 @@ def read_task(cfg: NodeConfig, workdir: Path, specs: list[IndicatorSpec]
     return con, report
 
 
+@task(name="load-population", cache_policy=NO_CACHE, persist_result=False)
+def context_task(cfg: NodeConfig) -> Context:
+    """Country, year and the official population rates divide by (node.toml key
+    ``population``, else the shipped reference data), before any row is read."""
+    ctx = node_context(cfg)
+    source = cfg.population if cfg.population is not None else "the shipped reference data"
+    total = sum((ctx.population or {}).values())
+    get_run_logger().info("official population of %s %d: %d persons, from %s", cfg.country,
+                          cfg.year, total, source)
+    return ctx
+
+
 @task(name="compute-indicators", cache_policy=NO_CACHE, persist_result=False)
 def compute_task(con: duckdb.DuckDBPyConnection, specs: list[IndicatorSpec],
-                 threshold: int) -> list[IndicatorResult]:
+                 threshold: int, ctx: Context | None = None) -> list[IndicatorResult]:
     say(f"computing {len(specs)} indicators")
     try:
-        return sub.compute_all(con, specs, threshold, progress=say)
+        return sub.compute_all(con, specs, threshold, progress=say, ctx=ctx)
     finally:
         con.close()
 
@@ -228,12 +241,13 @@ def node_flow(config_path: Path) -> Any:
     and the data-quality artifact)."""
     cfg = load_config_task(config_path)
     specs = load_specs_task(cfg)
+    ctx = context_task(cfg)
     with workspace(cfg.workdir) as work:
         if work.removed:
             get_run_logger().warning("removed working files left in %s by a run that did "
                                      "not finish: %s", work.path, ", ".join(work.removed))
         con, report = read_task(cfg, work.path, specs)
-        results = compute_task(con, specs, cfg.disclosure_threshold)
+        results = compute_task(con, specs, cfg.disclosure_threshold, ctx)
     signed = sign_task(cfg, specs, report, results)
     preview = preview_task(cfg, signed)
     # Under review nothing leaves until the operator approves exactly these bytes.

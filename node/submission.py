@@ -35,7 +35,7 @@ from emsbench.wire import (
 )
 from node import audit
 from node.config import NodeConfig
-from node.disclosure import full_grid, protect, protect_quality
+from node.disclosure import full_grid, protect_quality, protect_release, quality_suppressions
 from node.ingest import IngestReport
 from node.outbox import (
     Signed,
@@ -46,6 +46,7 @@ from node.outbox import (
     write_envelope,
     write_hold,
 )
+from node.suppression import remember, suppressions_of
 
 
 class SigningRefused(ValueError):
@@ -56,14 +57,17 @@ def compute_all(con: duckdb.DuckDBPyConnection, specs: list[IndicatorSpec],
                 threshold: int, progress: Callable[[str], None] | None = None,
                 ctx: Context | None = None) -> list[IndicatorResult]:
     """Every spec computed in the sandbox, with disclosure control applied; ``ctx``: the
-    node's country, year and official population (for rates)."""
-    out = []
+    node's country, year and official population (for rates). The list returned is a
+    ``node.suppression.Protected``: it also holds every suppression and its reason."""
+    raw = []
     for i, spec in enumerate(specs, 1):
         result = compute(con, spec, ctx=ctx)
-        out.append(protect(full_grid(result, spec, ctx), spec, threshold))
+        raw.append(full_grid(result, spec, ctx))
         if progress and (i % 10 == 0 or i == len(specs)):
             progress(f"  computed {i} of {len(specs)} indicators")
-    return out
+    # Each kind's own rule, then secondary suppression across margins: indicators on one
+    # population must not give each other's withheld counts away.
+    return protect_release(raw, specs, threshold)
 
 
 def build_submission(country: str, year: int, threshold: int, report: IngestReport,
@@ -75,11 +79,16 @@ def build_submission(country: str, year: int, threshold: int, report: IngestRepo
                                               report.rejected_by_reason, threshold)
     quality = DataQuality(rows_read=read, rows_accepted=accepted,
                           rejected_by_reason=reasons)
-    return Submission(
+    submission = Submission(
         submission_id=_new_id(country, year), country=country, period=Period(year=year),
         catalogue=catalogue, revision=revision, created_at=created_at or datetime.now(UTC),
         software_version=__version__, model_version=model.MODEL_VERSION,
-        disclosure_threshold=threshold, data_quality=quality, indicators=results)
+        disclosure_threshold=threshold, data_quality=quality, indicators=list(results))
+    # Why each count was withheld, for the release preview (never sent).
+    remember(submission.submission_id, [*suppressions_of(results), *quality_suppressions(
+        report.rows_read, report.rows_accepted, report.rejected_by_reason,
+        (read, accepted, reasons), threshold)])
+    return submission
 
 
 def build_withdrawal(country: str, year: int, catalogue: str, revision: int, reason: str,

@@ -79,7 +79,8 @@ def _exported(export: Path, country: str) -> dict[tuple[str, str], tuple[str, st
     """(indicator, stratum) → (numerator, denominator) of the share rows of ``country``."""
     with export.open(encoding="utf-8", newline="") as fh:
         return {(r["indicator_id"], r["stratum"]): (r["numerator"], r["denominator"])
-                for r in csv.DictReader(fh) if r["country"] == country and r["numerator"]}
+                for r in csv.DictReader(fh)
+                if r["country"] == country and r["numerator"] and r["unit"] == "percent"}
 
 
 def _released(entry: Entry) -> dict[tuple[str, str], tuple[str, str]]:

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 from emsbench.kinds.base import Context, Kind, Pool, Problem, is_small
 from emsbench.kinds.distribution import DISTRIBUTION
+from emsbench.kinds.rate import RATE
+from emsbench.kinds.ratio import RATIO
 from emsbench.kinds.share import SHARE
 
 if TYPE_CHECKING:
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
 KINDS: dict[str, Kind] = {k.name: k for k in (
     SHARE,
     DISTRIBUTION,
+    RATE,
+    RATIO,
 )}
 
 __all__ = ["KINDS", "Context", "Kind", "Pool", "Problem", "is_small", "kind_of"]

@@ -35,6 +35,11 @@ def register(subparsers: Any) -> None:
                    help="input format to write: common (Parquet, the default), nemsis (a "
                         "folder of NEMSIS tables) or national-no, -se, -dk, -fi, -is (the "
                         "country's national export)")
+    p.add_argument("--case-mix", choices=("standard", "worse"), default=None,
+                   help="draw the EMS-treated cardiac arrests' case mix (age, sex, witnessed, "
+                        "first rhythm) from this mix and their survival from a model shared "
+                        "by all countries: same quality of care, a chosen case mix (default: "
+                        "the country's calibration)")
     p.set_defaults(func=run)
 
 
@@ -60,16 +65,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"synth {country}: {done:,} / {total:,} rows ({done / max(total, 1):.0%})",
                   file=sys.stderr)
 
+    # only when asked: without it the call is exactly the default generator's
+    mix = {"case_mix": args.case_mix} if args.case_mix else {}
     try:
         if args.format == "common":
             n = generate(country, args.year, args.out, rows=args.rows, seed=args.seed,
-                         progress=progress)
+                         progress=progress, **mix)
             out = args.out
         else:
             from node.synth.formats import generate_as
 
             out, n = generate_as(args.format, country, args.year, args.out, rows=args.rows,
-                                 seed=args.seed)
+                                 seed=args.seed, **mix)
     except (OSError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     print(f"{out}\t{n} rows")

@@ -46,13 +46,15 @@ def write_format(common: Path, out: Path, fmt: str, country: str) -> Path:
 
 
 def generate_as(fmt: str, country: str, year: int, out: Path, rows: int | None = None,
-                seed: int = 2025) -> tuple[Path, int]:
-    """Generate ``country``'s synthetic year and write it as ``fmt``; (data path, rows)."""
+                seed: int = 2025, case_mix: str | None = None) -> tuple[Path, int]:
+    """Generate ``country``'s synthetic year and write it as ``fmt``; (data path, rows).
+    ``case_mix``: see ``node.synth.generator``."""
     from node.synth.generator import generate
 
     if fmt == "common":
-        return Path(out), generate(country, year, out, rows=rows, seed=seed)
+        return Path(out), generate(country, year, out, rows=rows, seed=seed,
+                                   case_mix=case_mix)
     with tempfile.TemporaryDirectory() as tmp:
         common = Path(tmp) / "common.parquet"
-        n = generate(country, year, common, rows=rows, seed=seed)
+        n = generate(country, year, common, rows=rows, seed=seed, case_mix=case_mix)
         return write_format(common, out, fmt, country), n

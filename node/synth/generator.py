@@ -14,6 +14,11 @@ out-of-range age for the node's validation to reject.
 
 The columns added in model v2 are drawn after all v1 columns, so for a given seed the v1
 columns keep exactly the values they had before v2.
+
+``case_mix`` ("standard" or "worse", ``node.synth.casemix``) redraws the case mix and the
+survival of the EMS-treated arrests from a survival model shared by all countries (same
+quality, a chosen case mix), from a random stream of its own: every other value is the
+one the default run draws for the seed (transport follows the new ROSC flags).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import pyarrow.parquet as pq
 
 from emsbench.crosswalk import codes_for
 from emsbench.model import ENUMS, input_schema
+from node.synth import casemix
 from node.synth import clinical as cl
 from node.synth.arrest import arrest_block
 from node.synth.calibration import country_index, get_country
@@ -58,13 +64,15 @@ def file_schema() -> pa.Schema:
 
 def generate(country: str, year: int, out: Path, rows: int | None = None, seed: int = 2025,
              chunk_rows: int = 250_000,
-             progress: Callable[[int, int], None] | None = None) -> int:
+             progress: Callable[[int, int], None] | None = None,
+             case_mix: str | None = None) -> int:
     """Write ``rows`` synthetic missions (default: the yearly volume) to ``out``; return rows.
 
     The file appears at ``out`` only when complete (written to a sibling ``.part`` first).
     ``progress(rows_written, total)`` is called after each chunk.
     """
     params = get_country(country)
+    mix = None if case_mix is None else casemix.case_mix(case_mix)
     total = params.volume if rows is None else rows
     if total < 0 or total >= 10**9:
         raise ValueError("rows must be between 0 and 999,999,999 (ids have nine digits)")
@@ -78,7 +86,7 @@ def generate(country: str, year: int, out: Path, rows: int | None = None, seed: 
     try:
         with pq.ParquetWriter(part, schema, compression="zstd") as writer:
             for start in range(0, n_blocks, per_chunk):
-                batches = [_block(params, year, seed, b, total, schema)
+                batches = [_block(params, year, seed, b, total, schema, mix)
                            for b in range(start, min(start + per_chunk, n_blocks))]
                 table = pa.Table.from_batches(batches, schema)
                 writer.write_table(table, row_group_size=table.num_rows)
@@ -93,7 +101,7 @@ def generate(country: str, year: int, out: Path, rows: int | None = None, seed: 
 
 
 def _block(c: Country, year: int, seed: int, block: int, total: int,
-           schema: pa.Schema) -> pa.RecordBatch:
+           schema: pa.Schema, mix: casemix.CaseMix | None = None) -> pa.RecordBatch:
     """Rows ``block * BLOCK_ROWS`` onwards; the order of draws below is part of the output."""
     first = block * BLOCK_ROWS
     n = min(BLOCK_ROWS, total - first)
@@ -121,6 +129,13 @@ def _block(c: Country, year: int, seed: int, block: int, total: int,
     arrest_cols, resus, rosc = arrest_block(rng, c, case == cl.ARREST)
     has_patient = ~cancelled & (service != SERVICES.index("standby"))
     age, patient_cols = cl.patient(rng, case, has_patient)
+    if mix is not None:  # its own stream: the main one draws exactly as without
+        changed, age, rosc = casemix.apply(
+            np.random.default_rng([seed, country_index(c.code), year, block, casemix.STREAM]),
+            mix, (case == cl.ARREST) & resus,
+            {**arrest_cols, "patient_sex": patient_cols["patient_sex"]}, age, rosc)
+        patient_cols["patient_sex"] = changed.pop("patient_sex")
+        arrest_cols.update(changed)
     moved = cl.transported(rng, case, SERVICES, service, cancelled, rosc, resus)
     t = mission_times(rng, c, received, level, urban, cl.on_scene(rng, case), cancelled, moved)
     stemi_cols, device = cl.stemi_block(rng, c, case, age, t, moved)

@@ -21,7 +21,14 @@ from emsbench.conformance import (
     conforms,
     is_small,
 )
-from emsbench.specs import Bins, IndicatorSpec, SpecTestCase, catalogue_sha256, stratum_grid
+from emsbench.specs import (
+    Band,
+    Bins,
+    IndicatorSpec,
+    SpecTestCase,
+    catalogue_sha256,
+    stratum_grid,
+)
 from emsbench.wire import (
     Cell,
     DataQuality,
@@ -50,7 +57,8 @@ def _spec(spec_id: str, **fields: Any) -> IndicatorSpec:
 ALPHA = _spec("T-ALPHA")
 BETA = _spec("T-BETA", strata=["urbanicity"])
 TIME = _spec("T-TIME", unit="minutes", direction="lower_is_better", type="distribution",
-             numerator=None, measure="1.0", bins=Bins(start=0, width=1, count=10),
+             numerator=None, measure="1.0",
+             bins=Bins(start=0, width=1, count=10, bands=[Band(from_=0, every=2)]),
              quantile=0.5, strata=["urgency_level"])
 SPECS = [ALPHA, BETA, TIME]
 CATALOGUE = catalogue_sha256(SPECS)
@@ -76,7 +84,9 @@ def alpha(num: int | None = 40, den: int | None = 100, suppressed: bool = False
 def beta(*cells: Cell) -> IndicatorResult:
     return result(BETA, list(cells) or [
         Cell(stratum={"urbanicity": "urban"}, numerator=30, denominator=60),
-        Cell(stratum={"urbanicity": "rural"}, suppressed=True)])
+        Cell(stratum={"urbanicity": "rural"}, suppressed=True),
+        # T-ALPHA is T-BETA's total: a second withheld cell keeps rural unrecoverable
+        Cell(stratum={"urbanicity": "unknown"}, suppressed=True)])
 
 
 def time_(*runs: tuple[int, int, int], suppressed: bool = False,
@@ -85,7 +95,7 @@ def time_(*runs: tuple[int, int, int], suppressed: bool = False,
         cell = Cell(stratum={"urgency_level": "U1"}, bins=bins, suppressed=True)
     else:
         cell = Cell(stratum={"urgency_level": "U1"},
-                    bins=list(runs) or [(2, 2, 10), (3, 4, 25), (5, 10, 6)])
+                    bins=list(runs) or [(0, 3, 10), (4, 5, 25), (6, 10, 6)])
     return result(TIME, [cell, Cell(stratum={"urgency_level": "U2"}, suppressed=True)])
 
 
@@ -165,7 +175,7 @@ CASES: list[tuple[str, Callable[[], Submission | Withdrawal], list[str]]] = [
      ["unknown_stratum_value"]),
     ("bins-order", lambda: submission(indicators=indicators(time_((5, 6, 10), (2, 3, 10)))),
      ["invalid_bins"]),
-    ("bins-overlap", lambda: submission(indicators=indicators(time_((2, 4, 10), (4, 6, 10)))),
+    ("bins-overlap", lambda: submission(indicators=indicators(time_((2, 5, 10), (4, 7, 10)))),
      ["invalid_bins"]),
     ("bins-beyond", lambda: submission(indicators=indicators(time_((2, 2, 10), (3, 11, 10)))),
      ["invalid_bins"]),
@@ -185,7 +195,7 @@ CASES: list[tuple[str, Callable[[], Submission | Withdrawal], list[str]]] = [
     ("count-share", lambda: submission(indicators=indicators(alpha(2 * 10**9, 2 * 10**9))),
      ["count_out_of_range"]),
     ("count-histogram", lambda: submission(indicators=indicators(
-        time_((0, 0, 6 * 10**8), (1, 1, 6 * 10**8)))), ["count_out_of_range"]),
+        time_((0, 1, 6 * 10**8), (2, 3, 6 * 10**8)))), ["count_out_of_range"]),
     ("count-quality", lambda: submission(data_quality=quality(2 * 10**9, 2 * 10**9, {})),
      ["count_out_of_range", "count_out_of_range"]),
     ("numerator-over-denominator", lambda: submission(indicators=indicators(alpha(50, 10))),
@@ -196,7 +206,7 @@ CASES: list[tuple[str, Callable[[], Submission | Withdrawal], list[str]]] = [
      ["disclosure_violation"]),
     ("small-complement", lambda: submission(indicators=indicators(alpha(98, 100))),
      ["disclosure_violation"]),
-    ("small-run", lambda: submission(indicators=indicators(time_((2, 2, 1), (3, 3, 20)))),
+    ("small-run", lambda: submission(indicators=indicators(time_((2, 3, 1), (4, 5, 20)))),
      ["disclosure_violation"]),
     ("small-rows-read", lambda: submission(data_quality=quality(3, 0, {})),
      ["disclosure_violation"]),
@@ -243,10 +253,30 @@ def test_problem_codes(make: Callable[[], Submission | Withdrawal],
     assert all(p.message for p in problems)
 
 
+def quantiled(values: dict[str, float]) -> Submission:
+    cell = Cell(stratum={"urgency_level": "U1"}, bins=[(0, 3, 10), (4, 5, 25), (6, 10, 6)],
+                quantiles=values)
+    return submission(indicators=[alpha(), beta(), result(
+        TIME, [cell, Cell(stratum={"urgency_level": "U2"}, suppressed=True)])])
+
+
+CASES += [
+    ("recoverable-across-margins", lambda: submission(indicators=indicators(beta(
+        Cell(stratum={"urbanicity": "urban"}, numerator=30, denominator=60),
+        Cell(stratum={"urbanicity": "rural"}, suppressed=True)))),
+     ["recoverable_by_subtraction"]),
+    ("run-off-the-lattice", lambda: submission(indicators=indicators(
+        time_((0, 2, 10), (3, 5, 25), (6, 10, 6)))), ["run_off_lattice"]),
+    ("quantile-of-another-probability", lambda: quantiled({"0.7": 4.5}),
+     ["invalid_quantiles"]),
+    ("median-outside-its-runs", lambda: quantiled({"0.5": 9.5}), ["invalid_quantiles"]),
+]
+
+
 def test_every_documented_code_is_exercised() -> None:
     documented = set(re.findall(r"^``([a-z_]+)``", conformance.__doc__ or "", re.M))
     documented.add("numerator_exceeds_denominator")  # the table row without a meaning
-    assert len(documented) == 18
+    assert len(documented) == 21
     assert documented == {code for _, _, expected in CASES for code in expected}
 
 
@@ -275,7 +305,7 @@ def test_is_small() -> None:
 
 
 def test_runs_wider_than_one_bin_are_coarsened_spans() -> None:
-    ok = time_((0, 3, 5), (4, 4, 0), (5, 10, 7))  # a zero run is not a small count
+    ok = time_((0, 3, 5), (4, 5, 0), (6, 10, 7))  # a zero run is not a small count
     assert conforms(ok, TIME, threshold=5) == []
     assert codes(submission(indicators=indicators(time_((10, 10, 5))))) == []  # the open bin
 
@@ -358,13 +388,13 @@ def test_a_created_at_beyond_utc_range_is_a_problem_not_a_crash() -> None:
 
 def test_a_partial_grid_is_refused_naming_the_missing_strata() -> None:
     """A node that sends only its non-empty strata says which ones hold cases."""
-    partial = result(TIME, [Cell(stratum={"urgency_level": "U1"}, bins=[(2, 4, 10)])],
+    partial = result(TIME, [Cell(stratum={"urgency_level": "U1"}, bins=[(2, 5, 10)])],
                      grid=False)
     problems = check_document(submission(indicators=indicators(partial)), SPECS, CATALOGUE,
                               POLICY, AT)
     assert [p.code for p in problems] == ["incomplete_grid"]
     assert "3 stratum cell(s) of the grid are missing: U2, U3, unknown" in problems[0].message
     # an empty stratum sent as an empty cell is no disclosure
-    full = result(TIME, [Cell(stratum={"urgency_level": "U1"}, bins=[(2, 4, 10)])])
+    full = result(TIME, [Cell(stratum={"urgency_level": "U1"}, bins=[(2, 5, 10)])])
     assert check_document(submission(indicators=indicators(full)), SPECS, CATALOGUE, POLICY,
                           AT) == []

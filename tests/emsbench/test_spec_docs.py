@@ -27,9 +27,9 @@ def test_every_spec_has_a_page_linked_from_the_index(tmp_path: Path) -> None:
         assert page.count("<h3>") >= len(s.tests)  # a heading per test case
     resp = (tmp_path / "RESP-P90.html").read_text(encoding="utf-8")
     assert "U1, U2, U3, unknown" in resp and "urban, rural, unknown" in resp  # code sets
-    assert "480 bins of width 0.5 from 0" in resp and "[240, ∞)" in resp
+    assert "960 bins of width 0.25 from 0" in resp and "[240, ∞)" in resp
     assert "<td>2025-03-01 10:09:40</td>" in resp  # test rows as a table
-    assert "bin 19 [9.5, 10): 2" in resp  # expected cells
+    assert "bin 38 [9.5, 9.75): 1; bin 39 [9.75, 10): 1" in resp  # expected cells
 
 
 def test_pages_load_nothing_from_elsewhere(tmp_path: Path) -> None:

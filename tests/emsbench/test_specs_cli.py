@@ -206,7 +206,7 @@ def test_missing_paths_and_empty_folders_are_problems(
     assert "no *.yaml indicator specs here" in out and "nope.yaml: no such file" in out
 
 
-@pytest.mark.parametrize("kind", ["share", "distribution"])
+@pytest.mark.parametrize("kind", ["share", "distribution", "rate", "ratio"])
 def test_new_writes_a_template_that_validates_and_passes_its_test(
         tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "specs"
@@ -318,7 +318,7 @@ def test_run_computes_one_spec_on_local_data(
     csv = _missions(write_missions, "m.csv")
     assert main(["specs", "run", "RESP-MED", "--data", str(csv), "--year", "2025"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert re.search(r"^urgency_level=U1, urbanicity=urban\s+1\s+7\.2$", out[-1]), out
+    assert re.search(r"^urgency_level=U1, urbanicity=urban\s+1\s+7\.17$", out[-1]), out
 
 
 def test_run_prints_json(write_missions: Callable[..., Path],

@@ -165,7 +165,7 @@ def test_malformed_submissions_are_refused(change: dict[str, Any]) -> None:
     (("indicators", 1, "cells", 0, "bins"), [[0, 1, "7"]]),
     (("indicators", 1, "cells", 0, "bins"), [[0, 1]]),
     (("indicators", 1, "cells", 0, "bins"), [[0, 1, 7.5]]),
-    (("indicators", 0, "type"), "ratio"),
+    (("indicators", 0, "type"), "proportion"),
     (("indicators", 0, "spec_sha256"), "a" * 63),
     (("data_quality", "rows_read"), "10"),
     (("data_quality", "rows_read"), 10.0),

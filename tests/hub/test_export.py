@@ -81,7 +81,8 @@ def test_ordinary_figures_are_written_unchanged(tmp_path: Path) -> None:
                    "value": "30.0", "ci_low": "21.9", "ci_high": "39.6",
                    "suppressed": "false", "spec_version": "1.0.0", "unit": "percent",
                    "n_countries": "1", "countries": "NO", "omitted": "",
-                   "diff_vs_rest": "", "diff_ci_low": "", "diff_ci_high": ""}
+                   "diff_vs_rest": "", "diff_ci_low": "", "diff_ci_high": "",
+                   "method": "", "expected": "", "coverage": ""}
 
 
 def test_missing_values_are_empty_and_negative_numbers_stay_numbers() -> None:

@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 
 from emsbench.specs import Bins, ExpectedCell, IndicatorSpec, SpecTestCase, catalogue_sha256
-from emsbench.stats import histogram_quantile, newcombe_difference, wilson_interval
+from emsbench.stats import (
+    histogram_quantile,
+    newcombe_difference,
+    quantile_rank_interval,
+    wilson_interval,
+)
 from emsbench.wire import Cell, DataQuality, IndicatorResult, Period, Submission
 from hub.export import COLUMNS, write_csv
 from hub.merge import Figure, SpecMismatchError, data_quality_rows, merge
@@ -48,11 +53,14 @@ def share(spec: IndicatorSpec, cells: list[Cell]) -> IndicatorResult:
                            type="share", strata=list(spec.strata), cells=cells)
 
 
-def dist(spec: IndicatorSpec, runs: list[tuple[int, int, int]] | None) -> IndicatorResult:
-    """A distribution result with one cell: bin runs, or None for a withheld cell."""
+def dist(spec: IndicatorSpec, runs: list[tuple[int, int, int]] | None,
+         quantiles: dict[str, float] | None = None) -> IndicatorResult:
+    """A distribution result with one cell: bin runs, or None for a withheld cell, and the
+    node's exact quantiles if any."""
     return IndicatorResult(spec_id=spec.id, spec_version=spec.version, spec_sha256=spec.sha256,
                            type="distribution", strata=[],
-                           cells=[Cell(bins=runs, suppressed=runs is None)])
+                           cells=[Cell(bins=runs, suppressed=runs is None,
+                                       quantiles=quantiles)])
 
 
 def single(counts: list[int]) -> list[tuple[int, int, int]]:
@@ -76,8 +84,11 @@ def cell(level: str, num: int | None, den: int | None) -> Cell:
                 suppressed=num is None)
 
 
-# Norway's response-time histogram, uncoarsened (every bin holds at least the threshold).
+# Norway's response-time histogram, uncoarsened (every bin holds at least the threshold),
+# and its exact median as Norway's node computed it from the raw values (type 7: between the
+# 15th and 16th of 30 values, both in bin 1, [2, 4) minutes).
 NO_TIMES = [6, 12, 6, 6, 0]
+NO_MEDIAN = 3.1
 
 
 @pytest.fixture
@@ -85,7 +96,7 @@ def figures() -> list[Figure]:
     s, d = share_spec(), dist_spec()
     subs = [
         sub("NO", [share(s, [cell("U1", 30, 100), cell("U2", 10, 50)]),
-                   dist(d, single(NO_TIMES))]),
+                   dist(d, single(NO_TIMES), {"0.5": NO_MEDIAN})]),
         # Sweden's histogram was coarsened by its node into two runs of two bins each.
         sub("SE", [share(s, [cell("U1", 45, 150), cell("U2", None, None)]),
                    dist(d, [(0, 1, 6), (2, 3, 6)])]),
@@ -143,18 +154,50 @@ def test_missing_stratum_gives_zero_counts_not_suppressed(figures: list[Figure])
 
 def test_distribution_pool_adds_released_bins(figures: list[Figure]) -> None:
     pooled = pick(figures, "RT-P90", "NORDIC")
-    # NO [6,12,6,6,0] + SE runs spread evenly [3,3,3,3,0] = [9,15,9,9,0]; n = 42; the median
-    # rank 21 is reached in bin 1 (cumulative 9 before it): 2 + (21 − 9)/15 · 2 = 3.6 minutes.
+    # NO [6,12,6,6,0] + SE runs spread evenly [3,3,3,3,0] = [9,15,9,9,0]; n = 42; the type-7
+    # median sits at rank (42 − 1)·0.5 + ½ = 21 of the pooled histogram, reached in bin 1
+    # (cumulative 9 before it): 2 + (21 − 9)/15 · 2 = 3.6 minutes.
     assert pooled.denominator == 42 and pooled.numerator is None
-    assert pooled.value == pytest.approx(3.6)
+    assert pooled.value == pytest.approx(3.6) and pooled.method == "histogram"
     assert not pooled.suppressed and pooled.n_countries == 2
     assert None not in (pooled.value, pooled.ci_low, pooled.ci_high)
     assert pooled.ci_low <= pooled.value <= pooled.ci_high  # type: ignore[operator]
-    se = pick(figures, "RT-P90", "SE")
-    assert not se.suppressed and se.denominator == 12
+    se = pick(figures, "RT-P90", "SE")  # no exact value sent: read off its own histogram
+    assert not se.suppressed and se.denominator == 12 and se.method == "histogram"
     assert se.value == pytest.approx(histogram_quantile([3, 3, 3, 3, 0], 0, 2, 0.5))
     # the US median falls in the open last bin: its lower edge, 8 minutes
     assert pick(figures, "RT-P90", "US").value == 8.0
+
+
+def test_a_country_figure_is_its_nodes_exact_value(figures: list[Figure]) -> None:
+    """Issue finding: a country's P90 was 0.58 min off its exact value because the hub read
+    it off a coarsened run. A country's figure is now the value its node computed from the
+    raw values; only its interval comes from the histogram."""
+    no = pick(figures, "RT-P90", "NO")
+    assert (no.value, no.method, no.denominator) == (NO_MEDIAN, "exact", 30)
+    # printed to the second (0.01 min), not to the bins' 2 minutes
+    assert no.decimals == 2 and no.rounded(no.value) == "3.10"
+    pooled = pick(figures, "RT-P90", "NORDIC")
+    assert pooled.decimals == 0 and pooled.rounded(pooled.value) == "4"
+
+
+def test_intervals_are_exact_order_statistic_ranks_widened_to_the_runs(
+        figures: list[Figure]) -> None:
+    """The exact binomial interval for the median of n is [X(l), X(u)] with (l, u) =
+    quantile_rank_interval(n, 0.5); the hub widens it to the lower edge of the bin holding
+    X(l) and the upper edge of the bin holding X(u), or of the run where bins were joined."""
+    assert quantile_rank_interval(30, 0.5) == (10, 21)
+    no = pick(figures, "RT-P90", "NO")  # X(10) in bin 1 [2, 4), X(21) in bin 2 [4, 6)
+    assert (no.ci_low, no.ci_high) == (2.0, 6.0)
+    assert quantile_rank_interval(12, 0.5) == (3, 10)
+    se = pick(figures, "RT-P90", "SE")  # X(3) in run [0, 4), X(10) in run [4, 8)
+    assert (se.ci_low, se.ci_high) == (0.0, 8.0)
+    # Pooled, n = 42, ranks 15 and 28: at most 6 + 6 cases lie below 2 min (Norway's bin 0
+    # and Sweden's run [0, 4)), so X(15) ≥ 2; at least 6 + 12 + 6 + 6 = 30 lie below 6 min,
+    # so X(28) < 6.
+    assert quantile_rank_interval(42, 0.5) == (15, 28)
+    pooled = pick(figures, "RT-P90", "NORDIC")
+    assert (pooled.ci_low, pooled.ci_high) == (2.0, 6.0)  # never narrower than a bin
 
 
 def test_withheld_distribution_cell_flags_the_pool() -> None:
@@ -206,6 +249,13 @@ def _bad(result: IndicatorResult, code: str, name: str) -> object:
     _bad(dist(dist_spec(), [(0, 1, 6), (1, 2, 6)]), "invalid_bins", "overlapping-runs"),
     _bad(dist(dist_spec(), [(0, 5, 6)]), "invalid_bins", "run-beyond-last-bin"),
     _bad(dist(dist_spec(), single([6, 2, 6, 6, 0])), "disclosure_violation", "small-bin"),
+    _bad(dist(dist_spec(), single(NO_TIMES), {"0.9": 5.0}), "invalid_quantiles",
+         "quantile-the-spec-does-not-define"),
+    _bad(dist(dist_spec(), single(NO_TIMES), {"0.5": 7.5}), "invalid_quantiles",
+         "median-outside-its-bin"),
+    _bad(dist(dist_spec(), [], {"0.5": 3.0}), "invalid_quantiles", "quantile-of-no-case"),
+    _bad(dist(dist_spec(), None, {"0.5": 3.0}), "suppression_inconsistent",
+         "quantile-of-a-withheld-cell"),
 ])
 def test_non_conforming_result_is_refused_naming_the_problem(result: IndicatorResult,
                                                              code: str) -> None:
@@ -262,6 +312,12 @@ def test_csv_header_and_rows_read_back(figures: list[Figure], tmp_path: Path) ->
     b = next(r for r in rows if (r["indicator_id"], r["country"], r["stratum"])
              == ("CA-ROSC", "SE", "urgency_level=U2"))
     assert (b["numerator"], b["value"], b["suppressed"]) == ("", "", "true")
+    assert a["method"] == ""  # a share has one way only
+    # a quantile says how it was obtained, and carries the decimals its resolution supports
+    times = {r["country"]: r for r in rows if r["indicator_id"] == "RT-P90"}
+    assert (times["NO"]["value"], times["NO"]["method"]) == ("3.10", "exact")
+    assert (times["NORDIC"]["value"], times["NORDIC"]["method"]) == ("4", "histogram")
+    assert (times["NORDIC"]["ci_low"], times["NORDIC"]["ci_high"]) == ("2", "6")
     # sorted by indicator id, then stratum, then NO, SE, DK, FI, IS, NORDIC, US
     assert [r["indicator_id"] for r in rows] == sorted(r["indicator_id"] for r in rows)
     first = [(r["stratum"], r["country"]) for r in rows[:4]]

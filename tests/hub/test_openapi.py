@@ -63,12 +63,14 @@ def _first_args(module: Any, exception: str) -> set[str]:
 
 
 def _conformance_codes() -> set[str]:
-    """Every Problem code of the conformance rules: the module's own and its kinds'."""
+    """Every Problem code of the conformance rules: the module's own, its margins' and its
+    kinds'."""
     import pkgutil
 
     import emsbench.kinds
+    import emsbench.margins
 
-    out = _first_args(emsbench.conformance, "Problem")
+    out = _first_args(emsbench.conformance, "Problem") | _first_args(emsbench.margins, "Problem")
     for info in pkgutil.iter_modules(emsbench.kinds.__path__):
         out |= _first_args(importlib.import_module(f"emsbench.kinds.{info.name}"), "Problem")
     return out

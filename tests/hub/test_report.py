@@ -402,7 +402,7 @@ def test_strata_no_country_has_a_case_in_are_left_out_of_the_report(tmp_path: Pa
 
 def test_the_quantile_definition_is_stated(html: str) -> None:
     section = html.split('id="RT-MEDIAN"')[1].split("</section>")[0]
-    assert "Quantile definition: the value at rank q·n of the pooled histogram" in section
+    assert "Quantile definition: Hyndman–Fan type 7" in section
     assert "Quantile definition" not in html.split('id="CA-SURV"')[1].split("</section>")[0]
 
 

@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 
 from emsbench import dsse
+from emsbench.kinds import Context
+from emsbench.reference import population_by
 from emsbench.specs import IndicatorSpec, load_specs
 from emsbench.wire import PAYLOAD_MODELS, RECEIPT_TYPE, IndicatorResult, Receipt, kind_of
 from node.config import NodeConfig, write_node_config
@@ -290,6 +292,7 @@ def computed(synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory
     specs = load_specs()
     con, report = open_missions(synthetic_data, YEAR, tmp_path_factory.mktemp("work"))
     try:
-        return report, compute_all(con, specs, 5), specs
+        ctx = Context("NO", YEAR, population_by("NO", YEAR))
+        return report, compute_all(con, specs, 5, ctx=ctx), specs
     finally:
         con.close()

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emsbench.conformance import quality_problems
+from emsbench.kinds.distribution import DISTRIBUTION, off_lattice
 from emsbench.specs import load_specs
 from emsbench.wire import Cell, DataQuality, IndicatorResult
 from node.disclosure import protect, protect_counts, protect_quality
@@ -32,19 +33,94 @@ def _dist(*cells: list[tuple[int, int, int]]) -> IndicatorResult:
                            type="distribution", strata=[], cells=[Cell(bins=c) for c in cells])
 
 
-def test_histogram_joins_small_bins_into_runs_and_keeps_the_total() -> None:
-    out = protect(_dist([(1, 1, 4), (2, 2, 5), (3, 3, 100), (7, 7, 1)],
-                        [(0, 0, 7), (2, 2, 9)]), DIST, 5)
-    # 4 joins 5 (9); 100 stands; the tail 1 joins the run before it.
-    assert out.cells[0].bins == [(1, 2, 9), (3, 7, 101)] and not out.cells[0].suppressed
-    assert out.cells[1].bins == [(0, 0, 7), (2, 2, 9)]
+# RESP-MED's lattice (2.0.0): 15-s bins; a band every minute below 3 min (bins 0-3, 4-7,
+# 8-11), then every bin (12, 13, …) up to 90 min, every minute to 150 min, every 5 min to
+# 240 min (bin 960, the open bin, a band of its own).
+OPEN = 960
+
+
+def test_histogram_joins_whole_bands_into_runs_that_tile_every_bin() -> None:
+    out = protect(_dist([(12, 12, 4), (13, 13, 5), (14, 14, 100), (20, 20, 1)],
+                        [(0, 0, 7), (2, 2, 9)], [(1, 1, 5), (2, 2, 5), (300, 300, 6)]),
+                  DIST, 5)
+    # 4 joins 5 (9), from the first bin on; 100 stands; the tail 1 joins the run before it,
+    # which runs on to the open bin.
+    assert out.cells[0].bins == [(0, 13, 9), (14, OPEN, 101)] and not out.cells[0].suppressed
+    # bins 0 and 2 lie in one band (the first minute): they are never cut apart
+    assert out.cells[1].bins == [(0, OPEN, 16)]
+    assert out.cells[2].bins == [(0, 3, 10), (4, OPEN, 6)]
     for cell in out.cells:
         assert all(count >= 5 for _, _, count in cell.bins or [])
 
 
-def test_histogram_with_fewer_cases_than_the_threshold_is_withheld() -> None:
-    out = protect(_dist([(3, 3, 2), (9, 9, 2)]), DIST, 5)
+def test_a_run_edge_does_not_tell_that_someone_waited_over_four_hours() -> None:
+    """Issue finding: a run [190, 480, 6] showed that at least one patient waited 4 h or
+    more (the open bin). Now the last run always ends at the open bin, so its edges are the
+    same whether or not anyone is there."""
+    base = [(k, k, 20) for k in range(40, 60)] + [(700, 700, 2), (770, 770, 3)]
+    with_4h = protect(_dist(base + [(OPEN, OPEN, 1)]), DIST, 5).cells[0].bins or []
+    without = protect(_dist(base + [(771, 771, 1)]), DIST, 5).cells[0].bins or []
+    assert [(f, la) for f, la, _ in with_4h] == [(f, la) for f, la, _ in without]
+    # the tail run starts where the run before it ended and runs on to the open bin: it
+    # says only that 6 cases took 15 minutes or more
+    assert with_4h[-1] == (60, OPEN, 6) and without[-1] == (60, OPEN, 6)
+
+
+def test_histogram_with_fewer_cases_than_the_threshold_is_withheld_with_its_quantiles() -> None:
+    res = _dist([(3, 3, 2), (9, 9, 2)])
+    res = res.model_copy(update={"cells": [res.cells[0].model_copy(
+        update={"quantiles": {"0.5": 2.0}})]})
+    out = protect(res, DIST, 5)
     assert out.cells[0].bins is None and out.cells[0].suppressed
+    assert out.cells[0].quantiles is None
+    # at the threshold the cell and its exact quantiles are released
+    kept = protect(res, DIST, 4).cells[0]
+    assert kept.bins == [(0, OPEN, 4)] and kept.quantiles == {"0.5": 2.0}
+
+
+def test_an_empty_histogram_is_sent_as_no_runs_and_no_quantiles() -> None:
+    out = protect(_dist([]), DIST, 5).cells[0]
+    assert out.bins == [] and not out.suppressed and out.quantiles is None
+
+
+DIST_SPECS = [s for s in load_specs() if s.type == "distribution"]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(data=st.data(), threshold=st.integers(3, 11))
+def test_run_edges_lie_only_on_the_lattice_the_spec_declares(data: st.DataObject,
+                                                              threshold: int) -> None:
+    """Whatever the data: every run starts at one of the spec's band edges and ends just
+    before one (or at the open bin), holds the threshold or more, the runs tile all bins and
+    stand for exactly the cases of the bins they span, and the hub's check agrees."""
+    spec = data.draw(st.sampled_from(DIST_SPECS), label="spec")
+    assert spec.bins is not None
+    n_bins = spec.bins.n_bins
+    hist = data.draw(st.dictionaries(st.integers(0, n_bins - 1), st.integers(1, 12),
+                                     max_size=40), label="hist")
+    raw = [(b, b, n) for b, n in sorted(hist.items())]
+    cell = Cell(bins=raw, quantiles={"0.5": 1.0} if raw else None)
+    out = DISTRIBUTION.protect(spec, cell, threshold)
+    total = sum(hist.values())
+    if 0 < total < threshold:
+        assert out.suppressed and out.bins is None and out.quantiles is None
+        return
+    runs = out.bins or []
+    assert off_lattice(runs, spec.bins) == []
+    starts = set(spec.bins.band_starts)
+    assert all(first in starts for first, _, _ in runs)
+    assert all(last + 1 in starts or last == n_bins - 1 for _, last, _ in runs)
+    assert all(count >= threshold for _, _, count in runs)
+    assert sum(count for _, _, count in runs) == total
+    assert all(count == sum(hist.get(b, 0) for b in range(first, last + 1))
+               for first, last, count in runs)
+    if runs:  # they tile every bin, the first from bin 0, the last to the open bin
+        assert runs[0][0] == 0 and runs[-1][1] == n_bins - 1
+        assert all(a[1] + 1 == b[0] for a, b in zip(runs, runs[1:], strict=False))
+    assert (out.quantiles is not None) == (total >= threshold)
+    problems = DISTRIBUTION.cell_problems(spec, out.model_copy(update={"quantiles": None}),
+                                          "cell", threshold, 10**9)
+    assert problems == []
 
 
 def test_threshold_one_releases_everything_and_counts_are_protected_too() -> None:
