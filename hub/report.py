@@ -302,6 +302,7 @@ def _environment() -> jinja2.Environment:
                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     env.filters["value"] = fmt_value
     env.filters["count"] = fmt_count
+    env.filters["basis"] = lambda f, spec: kind_of(spec).basis(f, fmt_count)
     env.filters["bare"] = fmt_bare
     return env
 

@@ -168,6 +168,10 @@ class Kind(ABC):
         """What the value is, in words, for report tables."""
         return unit_text
 
+    def basis(self, figure: Figure, count: Callable[[int | None], str]) -> str:
+        """What a figure is based on, in words (``count`` formats a number)."""
+        return f"n = {count(figure.denominator)}"
+
 
 @dataclass(frozen=True)
 class Pool:

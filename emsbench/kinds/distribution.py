@@ -15,7 +15,10 @@ which therefore always ends at the open bin. Runs tile every bin: each starts at
 (where the run before it ended) and ends just before one, wherever the data lie, so an edge
 shows at most that the band closing a run holds a case, at band resolution, and neither the
 smallest nor the largest value shows. A cell with fewer cases than the threshold in all is
-withheld, and its exact quantiles with it.
+withheld, and its exact quantiles with it. An exact quantile is sent only when at least
+the threshold of cases lie at or below its lower order statistic and at least the threshold
+at or above its upper one (``exact_allowed``): with 3 cases the type-7 P90 is nearly the
+largest value, one patient's own time.
 
 Merge: each country's figure is its node's exact value ("exact"; the histogram's value for
 a result without one, such as one computed with an earlier spec version); the pool's figure
@@ -286,8 +289,11 @@ class Distribution(Kind):
     def protect(self, spec: IndicatorSpec, cell: Cell, threshold: int) -> Cell:
         assert spec.bins is not None
         runs = coarsen(list(cell.bins or []), threshold, spec.bins)
-        # Exact quantiles only of a released cell with cases (then at least the threshold).
-        quantiles = cell.quantiles if runs else None
+        # Exact quantiles only of a released cell, each only with enough cases either side.
+        n = sum(c for _, _, c in runs or [])
+        kept = {key: v for key, v in (cell.quantiles or {}).items()
+                if exact_allowed(n, float(key), threshold)}
+        quantiles = kept if runs and kept else None
         return cell.model_copy(update={"bins": runs, "suppressed": runs is None,
                                        "quantiles": quantiles})
 
@@ -388,6 +394,12 @@ class Distribution(Kind):
         if n < threshold:
             return [Problem("disclosure_violation", f"{where}: exact quantiles of {n} "
                             f"cases, fewer than the threshold {threshold}")]
+        near_edge = sorted(k for k in cell.quantiles
+                           if not exact_allowed(n, allowed[k], threshold))
+        if near_edge:
+            return [Problem("disclosure_violation", f"{where}: exact quantile(s) {near_edge} "
+                            f"of {n} cases have fewer than {threshold} cases on one side: "
+                            "they are nearly one case's own value")]
         if not ordered:
             return []
         p: list[Problem] = []
@@ -434,6 +446,14 @@ def run_edges_of_ranks(runs: Sequence[BinRun], bins: Bins, low: int, high: int
             hi = math.inf if last >= bins.count else edge(bins, last + 1)
         seen += count
     return lo, hi
+
+
+def exact_allowed(n: int, prob: float, threshold: int) -> bool:
+    """Whether the exact type-7 ``prob``-quantile of ``n`` values may leave the node: at
+    least ``threshold`` values lie at or below its lower order statistic x₍⌊h⌋₎ and at
+    least ``threshold`` at or above its upper one x₍⌈h⌉₎, h = (n − 1)·prob + 1."""
+    h = (n - 1) * prob + 1
+    return n > 0 and math.floor(h) >= threshold and n - math.ceil(h) + 1 >= threshold
 
 
 def bin_label(spec: IndicatorSpec, index: int) -> str:

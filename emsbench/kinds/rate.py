@@ -33,7 +33,7 @@ whose cell was withheld is left out of the pool (neither its events nor its pers
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -234,6 +234,9 @@ class Rate(Kind):
             p.append(Problem("disclosure_violation", f"{where}: releases {num} events, a "
                              f"count from 1 to {threshold - 1}"))
         return p
+
+    def basis(self, figure: Figure, count: Callable[[int | None], str]) -> str:
+        return f"{count(figure.numerator)} events · {count(figure.denominator)} inhabitants"
 
     def merge(self, spec: IndicatorSpec, results: Mapping[str, Sequence[Cell]], year: int,
               pool: Pool) -> list[Figure]:

@@ -410,3 +410,16 @@ def test_nordic_countries_are_compared_with_the_rest_of_the_pool(html: str) -> N
     section = html.split('id="CA-SURV"')[1].split("</section>")[0]
     assert re.search(r"[+-]\d+\.\d pp vs rest \(-?\d+\.\d to -?\d+\.\d\)", section)
     assert "pp vs rest: a Nordic country's share minus" in section
+
+
+def test_a_rate_says_events_and_inhabitants_not_cases(tmp_path: Path) -> None:
+    """Finding: a rate's n was its population, shown as the number of cases."""
+    from emsbench.specs import load_specs
+
+    [spec] = load_specs(only=["OHCA-INC"])
+    figure = Figure(spec.id, spec.version, spec.unit, "NO", YEAR, "", 280, 550_000,
+                    50.9, 45.1, 57.2, False, 1, ("NO",))
+    text = write_report([figure], [spec], [], YEAR, tmp_path, {}).read_text(encoding="utf-8")
+    section = text.split('id="OHCA-INC"')[1].split("</section>")[0]
+    assert "280 events · 550\u202f000 inhabitants" in section
+    assert "n = 550" not in section

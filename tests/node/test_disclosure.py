@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emsbench.conformance import quality_problems
-from emsbench.kinds.distribution import DISTRIBUTION, off_lattice
+from emsbench.kinds.distribution import DISTRIBUTION, exact_allowed, off_lattice
 from emsbench.specs import load_specs
 from emsbench.wire import Cell, DataQuality, IndicatorResult
 from node.disclosure import protect, protect_counts, protect_quality
@@ -73,9 +73,24 @@ def test_histogram_with_fewer_cases_than_the_threshold_is_withheld_with_its_quan
     out = protect(res, DIST, 5)
     assert out.cells[0].bins is None and out.cells[0].suppressed
     assert out.cells[0].quantiles is None
-    # at the threshold the cell and its exact quantiles are released
+    # at the threshold the cell is released, its median only with enough cases either side
     kept = protect(res, DIST, 4).cells[0]
-    assert kept.bins == [(0, OPEN, 4)] and kept.quantiles == {"0.5": 2.0}
+    assert kept.bins == [(0, OPEN, 4)] and kept.quantiles is None
+    assert protect(res, DIST, 2).cells[0].quantiles == {"0.5": 2.0}
+
+
+def test_an_exact_quantile_goes_only_with_threshold_cases_on_each_side() -> None:
+    """With 5 cases at threshold 5 the type-7 median is the 3rd value: 3 cases at or below
+    it, too few; the P90 of 45 cases has 5 at or above its upper order statistic."""
+    assert not exact_allowed(5, 0.5, 5) and exact_allowed(9, 0.5, 5)
+    assert not exact_allowed(8, 0.5, 5)  # h = 4.5: 4 values at or below x₍₄₎
+    assert not exact_allowed(40, 0.9, 5) and exact_allowed(45, 0.9, 5)
+    runs = [(i, i, 10) for i in range(5)]  # 50 cases
+    res = _dist(runs)
+    res = res.model_copy(update={"cells": [res.cells[0].model_copy(
+        update={"quantiles": {"0.5": 2.5}})]})
+    assert protect(res, DIST, 25).cells[0].quantiles == {"0.5": 2.5}  # h = 25.5: 25 each side
+    assert protect(res, DIST, 26).cells[0].quantiles is None
 
 
 def test_an_empty_histogram_is_sent_as_no_runs_and_no_quantiles() -> None:
@@ -117,7 +132,8 @@ def test_run_edges_lie_only_on_the_lattice_the_spec_declares(data: st.DataObject
     if runs:  # they tile every bin, the first from bin 0, the last to the open bin
         assert runs[0][0] == 0 and runs[-1][1] == n_bins - 1
         assert all(a[1] + 1 == b[0] for a, b in zip(runs, runs[1:], strict=False))
-    assert (out.quantiles is not None) == (total >= threshold)
+    assert (out.quantiles is not None) == (total >= threshold
+                                           and exact_allowed(total, 0.5, threshold))
     problems = DISTRIBUTION.cell_problems(spec, out.model_copy(update={"quantiles": None}),
                                           "cell", threshold, 10**9)
     assert problems == []
