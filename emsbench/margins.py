@@ -43,29 +43,19 @@ from fractions import Fraction
 from typing import Any
 
 from emsbench import model
-from emsbench.kinds import Problem, is_small
+from emsbench.kinds import Problem, is_small, kind_of
+from emsbench.kinds.base import MarginKey
 from emsbench.spec_language import normal_form
 from emsbench.specs import IndicatorSpec, key_values
 from emsbench.wire import Cell, IndicatorResult
 
-MarginKey = tuple[str, ...]  # ("d",) population count, ("n", numerator), ("c", numerator)
-#                              complement, ("t", measure, bins start) cases with a value
 MarginLinks = frozenset[tuple[str, MarginKey]]  # (family, ("t", …)) equal to ("d",)
 
 
 def margin_counts(spec: IndicatorSpec, cell: Cell) -> list[tuple[str, MarginKey, int | None]]:
-    """(name, measure, value) of every count of cases a cell carries; value None: withheld."""
-    if spec.type in ("share", "ratio") and spec.numerator is not None:
-        q = normal_form(spec.numerator)
-        n, d = cell.numerator, cell.denominator
-        return [("numerator", ("n", q), n), ("denominator", ("d",), d),
-                ("complement", ("c", q), None if n is None or d is None else d - n)]
-    if spec.type == "distribution" and spec.measure is not None and spec.bins is not None:
-        total = None if cell.bins is None else sum(count for _, _, count in cell.bins)
-        return [("cases", ("t", normal_form(spec.measure), repr(spec.bins.start)), total)]
-    if spec.type == "rate":
-        return [("events", ("d",), cell.numerator)]
-    return []
+    """(name, measure, value) of every count of cases a cell carries; value None: withheld.
+    Which counts a cell carries is its kind's to say."""
+    return kind_of(spec).margin_counts(spec, cell)
 
 
 def _dimensions(spec: IndicatorSpec) -> list[tuple[str, tuple[str, ...]]]:

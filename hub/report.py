@@ -179,8 +179,9 @@ def _chart(spec: IndicatorSpec, rows: list[Row], columns: Sequence[str]) -> dict
     if not shown:
         return None
     points = [v for f in shown for v in (f.value, f.ci_low, f.ci_high) if v is not None]
-    if spec.unit == "ratio":
-        points.append(1.0)  # the axis always shows "as expected"
+    reference = kind_of(spec).reference
+    if reference is not None:
+        points.append(reference)  # the axis always shows it (O/E: 1, "as expected")
     ticks = nice_ticks(min(points), max(points))
     if spec.unit == "percent":  # a share's axis never needs to leave 0–100
         ticks = [t for t in ticks if 0 <= t <= 100] or [0.0, 100.0]
@@ -211,7 +212,7 @@ def _chart(spec: IndicatorSpec, rows: list[Row], columns: Sequence[str]) -> dict
         panels.append({"label": row.label, "y": y, "lines": lines})
         y += HEAD_H + len(lines) * ROW_H + 8
     return {"width": CHART_W, "height": y + AXIS_H, "axis_y": y, "plot_x0": LABEL_W,
-            "plot_x1": CHART_W - RIGHT_PAD, "ref_x": x(1.0) if spec.unit == "ratio" else None,
+            "plot_x1": CHART_W - RIGHT_PAD, "ref_x": None if reference is None else x(reference),
             "ticks": [{"x": x(t), "label": f"{t:g}"} for t in ticks],
             "unit": UNIT_TEXT[spec.unit], "panels": panels}
 
@@ -264,7 +265,9 @@ def build_sections(figures: Sequence[Figure], specs: Sequence[IndicatorSpec],
         sections.append(Section(spec, measure_text(spec), row_list, endpoints,
                                 _chart(spec, row_list, columns), bins_note(spec),
                                 releases, anchor,
-                                ratio_tables(mine, columns) if spec.unit == "ratio" else None))
+                                # O/E tables for a kind compared with a reference value
+                                ratio_tables(mine, columns)
+                                if kind_of(spec).reference is not None else None))
     return sections
 
 

@@ -167,12 +167,7 @@ def _withhold(result: IndicatorResult, index: int, spec: IndicatorSpec, count: s
     """The result with one cell withheld whole; a ratio's cell keeps its denominator (its
     size, for coverage) when only its numerator or complement is at risk."""
     cells = list(result.cells)
-    whole = not (spec.type == "ratio" and count in ("numerator", "complement")
-                 and cells[index].numerator is not None)
-    update: dict[str, object] = {"numerator": None, "suppressed": True}
-    if whole:
-        update |= {"denominator": None, "bins": None, "quantiles": None}
-    cells[index] = cells[index].model_copy(update=update)
+    cells[index] = kind_of(spec).withhold(spec, cells[index], count)
     return result.model_copy(update={"cells": cells})
 
 

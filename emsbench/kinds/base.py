@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from emsbench.specs import ExpectedCell, IndicatorSpec
 
 Loc = tuple[str | int, ...]
+# What a count of cases counts, for linking margins across indicators (emsbench.margins):
+# ("d",) the population, ("n", numerator) and ("c", numerator) its split, ("t", measure,
+# bins start) the cases with a value.
+MarginKey = tuple[str, ...]
 UNKNOWN = "unknown"
 # Spec fields that belong to one kind or another; a kind lists those it needs and takes,
 # and every other one is refused, so a spec cannot carry a field that means nothing.
@@ -78,6 +82,7 @@ class Kind(ABC):
     expect_fields: ClassVar[tuple[str, ...]] = ()  # what a test-case expectation must give
     units: ClassVar[tuple[str, ...]]  # the units its value can be published in
     summary: ClassVar[str]  # what the kind publishes, for docs and help text
+    reference: ClassVar[float | None] = None  # a value charts always show (O/E: 1)
 
     # --- the spec ---------------------------------------------------------------------
 
@@ -144,6 +149,18 @@ class Kind(ABC):
 
     def local_counts(self, spec: IndicatorSpec, cell: Cell) -> list[int | None]:
         return [cell.numerator, cell.denominator]
+
+    def margin_counts(self, spec: IndicatorSpec, cell: Cell
+                      ) -> list[tuple[str, MarginKey, int | None]]:
+        """(name, what it counts, value) of every count of cases the cell carries, for
+        secondary suppression across margins; value None: withheld."""
+        return []
+
+    def withhold(self, spec: IndicatorSpec, cell: Cell, count: str) -> Cell:
+        """The cell withheld by secondary suppression because its ``count`` is at risk:
+        whole, by default."""
+        return cell.model_copy(update={"numerator": None, "denominator": None, "bins": None,
+                                       "quantiles": None, "suppressed": True})
 
     # --- checking what arrives ----------------------------------------------------------
 

@@ -41,6 +41,7 @@ from emsbench.kinds.base import (
     Context,
     Kind,
     Loc,
+    MarginKey,
     Pool,
     Problem,
     Tally,
@@ -50,6 +51,7 @@ from emsbench.kinds.base import (
     population_filter,
     strata_select,
 )
+from emsbench.spec_language import normal_form
 from emsbench.stats import quantile_rank_interval, spread_runs, value_at_rank
 from emsbench.wire import BinRun, Cell
 
@@ -310,6 +312,12 @@ class Distribution(Kind):
         wb, gb = want["bins"] or {}, got["bins"] or {}
         return [f"{label}: {bin_label(spec, i)} expected {wb.get(i, 0)}, got {gb.get(i, 0)}"
                 for i in sorted(set(wb) | set(gb)) if wb.get(i, 0) != gb.get(i, 0)]
+
+    def margin_counts(self, spec: IndicatorSpec, cell: Cell
+                      ) -> list[tuple[str, MarginKey, int | None]]:
+        assert spec.bins is not None and spec.measure is not None
+        total = None if cell.bins is None else sum(count for _, _, count in cell.bins)
+        return [("cases", ("t", normal_form(spec.measure), repr(spec.bins.start)), total)]
 
     def local_value(self, spec: IndicatorSpec, cell: Cell) -> float | None:
         assert spec.bins is not None and spec.quantile is not None

@@ -43,6 +43,7 @@ from emsbench.kinds.base import (
     Context,
     Kind,
     Loc,
+    MarginKey,
     Pool,
     Problem,
     Tally,
@@ -196,6 +197,10 @@ class Rate(Kind):
         return [f"{label}: {name} expected {want[f]}, got {got[f]}"
                 for f, name in (("numerator", "events"), ("denominator", "persons"))
                 if want[f] != got[f]]
+
+    def margin_counts(self, spec: IndicatorSpec, cell: Cell
+                      ) -> list[tuple[str, MarginKey, int | None]]:
+        return [("events", ("d",), cell.numerator)]  # events: the population's count
 
     def local_value(self, spec: IndicatorSpec, cell: Cell) -> float | None:
         pair = released(cell)

@@ -74,13 +74,14 @@ from emsbench.kinds.base import (
     Context,
     Kind,
     Loc,
+    MarginKey,
     Pool,
     Problem,
     is_small,
     population_filter,
     strata_select,
 )
-from emsbench.kinds.share import pair_problems
+from emsbench.kinds.share import pair_margin_counts, pair_problems
 from emsbench.stats import ratio_interval
 from emsbench.wire import Cell
 
@@ -289,6 +290,18 @@ class Ratio(Kind):
         if is_small(num, threshold) or is_small(den - num, threshold):
             return cell.model_copy(update={"numerator": None, "suppressed": True})
         return cell
+
+    reference = 1.0  # observed = expected
+
+    def margin_counts(self, spec: IndicatorSpec, cell: Cell
+                      ) -> list[tuple[str, MarginKey, int | None]]:
+        return pair_margin_counts(spec, cell)
+
+    def withhold(self, spec: IndicatorSpec, cell: Cell, count: str) -> Cell:
+        # A cell whose numerator or complement is at risk keeps its size (for coverage).
+        if count in ("numerator", "complement") and cell.numerator is not None:
+            return cell.model_copy(update={"numerator": None, "suppressed": True})
+        return super().withhold(spec, cell, count)
 
     def local_value(self, spec: IndicatorSpec, cell: Cell) -> float | None:
         pair = released(cell)

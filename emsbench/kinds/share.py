@@ -16,6 +16,7 @@ from emsbench.figure import Figure
 from emsbench.kinds.base import (
     Context,
     Kind,
+    MarginKey,
     Pool,
     Problem,
     Tally,
@@ -25,6 +26,7 @@ from emsbench.kinds.base import (
     population_filter,
     strata_select,
 )
+from emsbench.spec_language import normal_form
 from emsbench.stats import newcombe_difference, wilson_interval
 from emsbench.wire import Cell
 
@@ -66,6 +68,17 @@ def pair_problems(cell: Cell, where: str, threshold: int, max_count: int,
         p.append(Problem("disclosure_violation", f"{where}: {num}/{den} releases a count "
                          f"from 1 to {threshold - 1} (numerator, denominator or complement)"))
     return p
+
+
+def pair_margin_counts(spec: IndicatorSpec, cell: Cell
+                       ) -> list[tuple[str, MarginKey, int | None]]:
+    """The counts of a numerator/denominator pair: the population, its numerator and the
+    complement (shares and the case-mix cells of O/E ratios)."""
+    assert spec.numerator is not None
+    q = normal_form(spec.numerator)
+    n, d = cell.numerator, cell.denominator
+    return [("numerator", ("n", q), n), ("denominator", ("d",), d),
+            ("complement", ("c", q), None if n is None or d is None else d - n)]
 
 
 def protect_pair(cell: Cell, threshold: int) -> Cell:
@@ -132,6 +145,10 @@ class Share(Kind):
 
     def protect(self, spec: IndicatorSpec, cell: Cell, threshold: int) -> Cell:
         return protect_pair(cell, threshold)
+
+    def margin_counts(self, spec: IndicatorSpec, cell: Cell
+                      ) -> list[tuple[str, MarginKey, int | None]]:
+        return pair_margin_counts(spec, cell)
 
     def local_value(self, spec: IndicatorSpec, cell: Cell) -> float | None:
         pair = released(cell)
