@@ -42,7 +42,9 @@ def rows_to_table(rows: list[dict[str, Any]], *, derived: bool = False) -> pa.Ta
     return pa.Table.from_pylist(full, schema=nullable)
 
 
-def _load(table: pa.Table) -> Any:
+def loader(table: pa.Table) -> Any:
+    """A sandbox loader that makes ``table`` the sandbox's missions table."""
+
     def load(con: duckdb.DuckDBPyConnection) -> None:
         con.register("_rows", table)
         con.execute("CREATE TABLE missions AS SELECT * FROM _rows")
@@ -57,7 +59,7 @@ def case_context(case: SpecTestCase) -> Context:
 
 def run_case(spec: IndicatorSpec, case: SpecTestCase) -> list[str]:
     """Compute the spec on the case's rows; return the differences (empty = pass)."""
-    con = open_sandbox(_load(rows_to_table(case.rows, derived=True)))
+    con = open_sandbox(loader(rows_to_table(case.rows, derived=True)))
     try:
         got = cell_summary(compute(con, spec, ctx=case_context(case)), spec)
     finally:

@@ -107,26 +107,19 @@ def cell_diff(spec: IndicatorSpec, want: list[dict[str, Any]], got: list[dict[st
 
 def case_result(spec: IndicatorSpec, case: SpecTestCase) -> list[str]:
     """The differences of one test case (empty: it passes); an error is one line."""
-    import duckdb
     import pyarrow as pa
 
     from emsbench.engine import cell_summary, compute
     from emsbench.kinds.rate import PopulationMissing
     from emsbench.sandbox import SandboxError, open_sandbox
-    from emsbench.spec_cases import case_context, rows_to_table
+    from emsbench.spec_cases import case_context, loader, rows_to_table
 
     try:
         table = rows_to_table(case.rows, derived=True)
     except (pa.ArrowException, TypeError, ValueError) as exc:
         return [f"the rows do not fit the common model ({exc}); run 'emsbench specs "
                 "validate' for the row and column"]
-
-    def load(con: duckdb.DuckDBPyConnection) -> None:
-        con.register("_rows", table)
-        con.execute("CREATE TABLE missions AS SELECT * FROM _rows")
-        con.unregister("_rows")
-
-    con = open_sandbox(load)
+    con = open_sandbox(loader(table))
     try:
         got = cell_summary(compute(con, spec, ctx=case_context(case)), spec)
     except (SandboxError, PopulationMissing) as exc:

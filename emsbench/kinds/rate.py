@@ -53,6 +53,7 @@ from emsbench.kinds.base import (
     population_filter,
     strata_select,
 )
+from emsbench.kinds.share import pair_wire_problem, released  # (events, persons) of a cell
 from emsbench.stats import poisson_interval
 from emsbench.wire import Cell
 
@@ -95,13 +96,6 @@ def needs_population(spec: IndicatorSpec, ctx: Context) -> Mapping[tuple[str, st
 
 def unknown_stratum(cell: Cell) -> bool:
     return any(cell.stratum.get(s) == UNKNOWN for s in POPULATION_STRATA)
-
-
-def released(cell: Cell | None) -> tuple[int, int] | None:
-    """(events, persons) of a released cell."""
-    if cell is None or cell.numerator is None or cell.denominator is None:
-        return None
-    return cell.numerator, cell.denominator
 
 
 @dataclass
@@ -210,9 +204,7 @@ class Rate(Kind):
         return ["events", "persons"], SCALE_TEXT[spec.unit]
 
     def wire_problem(self, cell: Cell) -> str | None:
-        if cell.bins is not None or cell.quantiles is not None:
-            return "a rate cell carries numerator (events) and denominator (persons) only"
-        return None
+        return pair_wire_problem(cell, "rate")  # numerator: events, denominator: persons
 
     def cell_problems(self, spec: IndicatorSpec, cell: Cell, where: str, threshold: int,
                       max_count: int) -> list[Problem]:

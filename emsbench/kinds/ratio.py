@@ -81,7 +81,7 @@ from emsbench.kinds.base import (
     population_filter,
     strata_select,
 )
-from emsbench.kinds.share import pair_margin_counts, pair_problems
+from emsbench.kinds.share import pair_margin_counts, pair_problems, pair_wire_problem
 from emsbench.stats import ratio_interval
 from emsbench.wire import Cell
 
@@ -312,9 +312,7 @@ class Ratio(Kind):
         return ["numerator", "denominator"], "crude percent"
 
     def wire_problem(self, cell: Cell) -> str | None:
-        if cell.bins is not None or cell.quantiles is not None:
-            return "a ratio cell carries numerator and denominator only"
-        return None
+        return pair_wire_problem(cell, "ratio")
 
     def cell_problems(self, spec: IndicatorSpec, cell: Cell, where: str, threshold: int,
                       max_count: int) -> list[Problem]:

@@ -81,6 +81,13 @@ def pair_margin_counts(spec: IndicatorSpec, cell: Cell
             ("complement", ("c", q), None if n is None or d is None else d - n)]
 
 
+def pair_wire_problem(cell: Cell, what: str) -> str | None:
+    """A numerator/denominator cell carrying another kind's fields (shares, rates, ratios)."""
+    if cell.bins is not None or cell.quantiles is not None:
+        return f"a {what} cell carries numerator and denominator only"
+    return None
+
+
 def protect_pair(cell: Cell, threshold: int) -> Cell:
     num, den = cell.numerator, cell.denominator
     rest = None if num is None or den is None else den - num
@@ -155,9 +162,7 @@ class Share(Kind):
         return scale(spec) * pair[0] / pair[1] if pair and pair[1] else None
 
     def wire_problem(self, cell: Cell) -> str | None:
-        if cell.bins is not None or cell.quantiles is not None:
-            return "a share cell carries numerator and denominator only"
-        return None
+        return pair_wire_problem(cell, "share")
 
     def cell_problems(self, spec: IndicatorSpec, cell: Cell, where: str, threshold: int,
                       max_count: int) -> list[Problem]:

@@ -14,7 +14,7 @@ from emsbench.kinds import Context, Pool, kind_of
 from emsbench.kinds.rate import RATE, PopulationMissing, persons_in
 from emsbench.reference import population_by
 from emsbench.sandbox import open_sandbox
-from emsbench.spec_cases import rows_to_table
+from emsbench.spec_cases import loader, rows_to_table
 from emsbench.specs import IndicatorSpec, SpecError, SpecTestCase, load_specs
 from emsbench.wire import Cell, IndicatorResult
 from hub.merge import merge_indicator
@@ -41,14 +41,7 @@ def _compute(spec: IndicatorSpec, rows: list[dict[str, Any]],
              ctx: Context | None = None) -> IndicatorResult:
     from emsbench.engine import compute
 
-    table = rows_to_table(rows, derived=True)
-
-    def load(con: Any) -> None:
-        con.register("_rows", table)
-        con.execute("CREATE TABLE missions AS SELECT * FROM _rows")
-        con.unregister("_rows")
-
-    con = open_sandbox(load)
+    con = open_sandbox(loader(rows_to_table(rows, derived=True)))
     try:
         return compute(con, spec, ctx=ctx or Context("NO", 2025, POP))
     finally:

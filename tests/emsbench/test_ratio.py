@@ -21,6 +21,7 @@ from emsbench.figure import Figure
 from emsbench.kinds import Pool, kind_of
 from emsbench.kinds.ratio import MIN_EXPECTED, RATIO
 from emsbench.sandbox import open_sandbox
+from emsbench.spec_cases import loader
 from emsbench.specs import (
     ExpectedCell,
     IndicatorSpec,
@@ -128,12 +129,7 @@ def _rows_table(rows: list[dict[str, Any]]) -> pa.Table:
 def node_result(table: pa.Table, spec: IndicatorSpec, threshold: int = THRESHOLD
                 ) -> IndicatorResult:
     """What a node sends: the spec computed in a sandbox, full grid, protected."""
-    def load(con: duckdb.DuckDBPyConnection) -> None:
-        con.register("_rows", table)
-        con.execute("CREATE TABLE missions AS SELECT * FROM _rows")
-        con.unregister("_rows")
-
-    con = open_sandbox(load)
+    con = open_sandbox(loader(table))
     try:
         return protect(full_grid(compute(con, spec), spec), spec, threshold)
     finally:
