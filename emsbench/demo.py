@@ -28,6 +28,7 @@ COUNTRIES = ("NO", "SE", "DK", "FI", "IS", "US")
 class DemoResult:
     report: Path
     export: Path
+    jsonstat: Path
     submissions: int
 
 
@@ -177,7 +178,8 @@ def country_rows(country: str, scale: float | None) -> int:
 def run_demo(out: Path, year: int = 2025, scale: float | None = None, threshold: int = 5,
              seed: int = 2025, say: Callable[[str], None] = print) -> DemoResult:
     from hub.config import load_hub_config
-    from hub.report import build_report, export_csv
+    from hub.jsonstat import jsonstat_path
+    from hub.report import build_report, export_csv, export_jsonstat
     from hub.signing import load_or_create_hub_key, public_key_path
     from hub.source import load_period
     from hub.trust_file import write_registry
@@ -227,7 +229,9 @@ def run_demo(out: Path, year: int = 2025, scale: float | None = None, threshold:
     view, catalogues = load_period(load_hub_config(hub_config), year)
     report = build_report(view, catalogues, out / "report")
     export = export_csv(view, catalogues, out / "results.csv")
-    return DemoResult(report=report, export=export, submissions=len(view.submissions))
+    opendata = export_jsonstat(view, catalogues, jsonstat_path(export))
+    return DemoResult(report=report, export=export, jsonstat=opendata,
+                      submissions=len(view.submissions))
 
 
 def quiet_prefect() -> None:

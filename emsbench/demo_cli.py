@@ -25,6 +25,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"\ndone in {time.monotonic() - started:.0f} s: {result.submissions} countries merged")
     print(f"  report:  {result.report}")
     print(f"  figures: {result.export}")
+    print(f"  open data (JSON-stat 2.0): {result.jsonstat}")
     return 0
 
 

@@ -35,8 +35,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _write(args: argparse.Namespace, what: str) -> int:
-    """Re-verify the year's standing revisions and write the report or the CSV export."""
-    from hub.report import build_report, export_csv
+    """Re-verify the year's standing revisions and write the report or the export (the CSV
+    and, beside it, the same rows as JSON-stat 2.0: results.csv, results.jsonstat.json)."""
+    from hub.jsonstat import jsonstat_path
+    from hub.report import build_report, export_csv, export_jsonstat
     from hub.source import SourceError, load_period
 
     cfg = _config(args)
@@ -44,9 +46,13 @@ def _write(args: argparse.Namespace, what: str) -> int:
         view, catalogues = load_period(cfg, args.year)
         writer = build_report if what == "report" else export_csv
         path = writer(view, catalogues, Path(args.out))
+        extra = (export_jsonstat(view, catalogues, jsonstat_path(path)) if what == "export"
+                 else None)
     except (ValueError, SourceError) as exc:
         raise CommandError(str(exc)) from exc
     print(f"{what} written to {path}")
+    if extra is not None:
+        print(f"JSON-stat 2.0 written to {extra}")
     for note in view.set_aside:
         print(f"  set aside: {note.country} {note.submission_id} revision {note.revision}: "
               f"{note.reason}")
@@ -171,7 +177,8 @@ def register(sub: Any) -> None:
     serve.set_defaults(func=_serve)
     for name, func, help_text, out_help in (
         ("report", _report, "write the benchmark report (HTML)", "output folder"),
-        ("export", _export, "write the figures in long form (CSV)", "output .csv file"),
+        ("export", _export, "write the figures in long form (CSV) and as JSON-stat 2.0 beside it",
+         "output .csv file (the JSON-stat file: <name>.jsonstat.json)"),
     ):
         c = hsub.add_parser(name, help=help_text)
         c.add_argument("--config", default="hub.toml", help="path to hub.toml")

@@ -380,3 +380,11 @@ def build_report(view: PeriodView, catalogues: Catalogues, out_dir: Path | str) 
 def export_csv(view: PeriodView, catalogues: Catalogues, out_path: Path | str) -> Path:
     """Merge the standing submissions of ``view`` and write the CSV."""
     return write_csv(_merged(view, catalogues), out_path)
+
+
+def export_jsonstat(view: PeriodView, catalogues: Catalogues, out_path: Path | str) -> Path:
+    """Merge the standing submissions of ``view`` and write the CSV's rows as JSON-stat 2.0
+    (``hub.jsonstat``)."""
+    from hub.jsonstat import write_jsonstat  # it reads this module's labels
+
+    return write_jsonstat(_merged(view, catalogues), catalogues.specs(), out_path)

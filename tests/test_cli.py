@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -51,6 +52,12 @@ def test_demo_federates_six_countries_into_a_report(tmp_path: Path) -> None:
     assert {r["indicator_id"] for r in rows} == {s.id for s in load_specs()}
     # Iceland at this scale is small: disclosure control must show in the report.
     assert any(r["suppressed"] == "true" for r in rows if r["country"] == "IS")
+    # The same figures as open data in JSON-stat 2.0, one dataset per indicator.
+    assert "open data (JSON-stat 2.0)" in proc.stdout
+    collection = json.loads((out / "results.jsonstat.json").read_text(encoding="utf-8"))
+    assert collection["version"] == "2.0" and collection["class"] == "collection"
+    assert {d["extension"]["indicator_id"] for d in collection["link"]["item"]} == \
+        {s.id for s in load_specs()}
     # Every node holds exactly one submission, delivered: a receipt signed by the hub's key.
     hub_key = load_hub_key(out / "hub" / "hub-key.pub")
     for c in COUNTRIES:
