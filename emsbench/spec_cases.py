@@ -57,15 +57,24 @@ def case_context(case: SpecTestCase) -> Context:
     return Context(population=case.population_by())
 
 
-def run_case(spec: IndicatorSpec, case: SpecTestCase) -> list[str]:
-    """Compute the spec on the case's rows; return the differences (empty = pass)."""
-    con = open_sandbox(loader(rows_to_table(case.rows, derived=True)))
+def case_cells(spec: IndicatorSpec, case: SpecTestCase, table: pa.Table | None = None
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The cells the spec computes on the case's rows (``table``: those rows already
+    converted), and the cells the case expects, in the same shape."""
+    rows = rows_to_table(case.rows, derived=True) if table is None else table
+    con = open_sandbox(loader(rows))
     try:
         got = cell_summary(compute(con, spec, ctx=case_context(case)), spec)
     finally:
         con.close()
     want = [{"stratum": c.stratum, "numerator": c.numerator, "denominator": c.denominator,
              "bins": c.bins} for c in case.expect]
+    return got, want
+
+
+def run_case(spec: IndicatorSpec, case: SpecTestCase) -> list[str]:
+    """Compute the spec on the case's rows; return the differences (empty = pass)."""
+    got, want = case_cells(spec, case)
 
     def key(c: dict[str, Any]) -> tuple[str, ...]:
         return tuple(c["stratum"].get(s, "") for s in spec.cell_strata)

@@ -109,25 +109,19 @@ def case_result(spec: IndicatorSpec, case: SpecTestCase) -> list[str]:
     """The differences of one test case (empty: it passes); an error is one line."""
     import pyarrow as pa
 
-    from emsbench.engine import cell_summary, compute
     from emsbench.kinds.rate import PopulationMissing
-    from emsbench.sandbox import SandboxError, open_sandbox
-    from emsbench.spec_cases import case_context, loader, rows_to_table
+    from emsbench.sandbox import SandboxError
+    from emsbench.spec_cases import case_cells, rows_to_table
 
     try:
         table = rows_to_table(case.rows, derived=True)
     except (pa.ArrowException, TypeError, ValueError) as exc:
         return [f"the rows do not fit the common model ({exc}); run 'emsbench specs "
                 "validate' for the row and column"]
-    con = open_sandbox(loader(table))
     try:
-        got = cell_summary(compute(con, spec, ctx=case_context(case)), spec)
+        got, want = case_cells(spec, case, table)
     except (SandboxError, PopulationMissing) as exc:
         return [str(exc)]
-    finally:
-        con.close()
-    want = [{"stratum": c.stratum, "numerator": c.numerator, "denominator": c.denominator,
-             "bins": c.bins} for c in case.expect]
     return cell_diff(spec, want, got)
 
 
