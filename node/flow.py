@@ -42,7 +42,7 @@ from node.console import say
 from node.delivery import HubUnavailable, Outcome, attempt
 from node.ingest import IngestReport, InputError, open_missions
 from node.outbox import Entry, Signed, pending, read_outbox, read_signed
-from node.preview import Preview, preview_rows, write_preview
+from node.preview import Preview, preview_rows, suppressions, write_preview
 from node.quality_report import markdown, warnings, write_quality_report
 from node.receipt import load_hub_key
 from node.workspace import workspace
@@ -170,12 +170,15 @@ def sign_task(cfg: NodeConfig, specs: list[IndicatorSpec], report: IngestReport,
 
 
 @task(name="release-preview", cache_policy=NO_CACHE, persist_result=False)
-def preview_task(cfg: NodeConfig, signed: Signed) -> Preview:
+def preview_task(cfg: NodeConfig, signed: Signed, report: IngestReport,
+                 results: list[IndicatorResult]) -> Preview:
     """Write the release preview beside the node and show it in the Prefect UI."""
-    preview = write_preview(signed, cfg.reports)
+    recorded = (sub.release_suppressions(results, report, signed.doc)
+                if isinstance(signed.doc, Submission) else [])
+    preview = write_preview(signed, cfg.reports, recorded)
     if isinstance(signed.doc, Submission):
         create_table_artifact(
-            table=preview_rows(signed.doc),
+            table=preview_rows(signed.doc, suppressions(signed.doc, recorded)),
             key=f"release-preview-{cfg.country.lower()}-{cfg.year}",
             description=f"Every cell submission {signed.submission_id} (revision "
                         f"{signed.doc.revision}) sends; payload SHA-256 "
@@ -249,7 +252,7 @@ def node_flow(config_path: Path) -> Any:
         con, report = read_task(cfg, work.path, specs)
         results = compute_task(con, specs, cfg.disclosure_threshold, ctx)
     signed = sign_task(cfg, specs, report, results)
-    preview = preview_task(cfg, signed)
+    preview = preview_task(cfg, signed, report, results)
     # Under review nothing leaves until the operator approves exactly these bytes.
     outcome = deliver_task(signed.path, cfg) if cfg.hub_url and not cfg.review else None
     if not isinstance(signed.doc, Submission):  # sign_task builds submissions only

@@ -33,13 +33,12 @@ from node.suppression import (
     DATA_QUALITY,
     FIELDS,
     Suppression,
-    recall,
     stratum_label,
 )
 
 COLUMNS = ("indicator_id", "spec_version", "stratum", "numerator", "denominator", "bins",
            "withheld", "reason")
-NOT_RECORDED = "withheld (no reason recorded by this process)"
+NOT_RECORDED = "withheld (no reason recorded)"
 
 
 @dataclass(frozen=True)
@@ -51,10 +50,10 @@ class Preview:
     suppressions: Path | None = None  # every suppression with its reason (CSV)
 
 
-def suppressions(sub: Submission) -> list[Suppression]:
-    """The suppressions recorded for ``sub`` that its payload bears out, in payload order
+def suppressions(sub: Submission, recorded: Iterable[Suppression] = ()) -> list[Suppression]:
+    """The ``recorded`` suppressions that the payload of ``sub`` bears out, in payload order
     (data quality last), and one "no reason recorded" for every withheld count without."""
-    recorded = recall(sub.submission_id) or ()
+    recorded = tuple(recorded)
     by_cell: dict[tuple[str, str], list[Suppression]] = {}
     for s in recorded:
         by_cell.setdefault((s.indicator, s.stratum), []).append(s)
@@ -176,12 +175,14 @@ Coarsened: released with neighbouring time bands joined. These reasons are not s
     return page.encode("utf-8")
 
 
-def write_preview(signed: Signed, reports: Path) -> Preview:
-    """Write ``preview-<submission id>.html`` and ``.csv`` into ``reports``."""
+def write_preview(signed: Signed, reports: Path, recorded: Iterable[Suppression] = ()
+                  ) -> Preview:
+    """Write ``preview-<submission id>.html`` and ``.csv`` into ``reports``, with the reason
+    of every suppression ``recorded`` when the submission was computed."""
     if not isinstance(signed.doc, Submission):
         raise TypeError(f"{signed.path} holds a {type(signed.doc).__name__}, not a submission")
     sub = signed.doc
-    found = suppressions(sub)
+    found = suppressions(sub, recorded)
     rows = preview_rows(sub, found)
     reports.mkdir(parents=True, exist_ok=True, mode=0o700)
     stem = reports / f"preview-{sub.submission_id}"

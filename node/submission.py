@@ -46,7 +46,7 @@ from node.outbox import (
     write_envelope,
     write_hold,
 )
-from node.suppression import remember, suppressions_of
+from node.suppression import Suppression, suppressions_of
 
 
 class SigningRefused(ValueError):
@@ -79,16 +79,22 @@ def build_submission(country: str, year: int, threshold: int, report: IngestRepo
                                               report.rejected_by_reason, threshold)
     quality = DataQuality(rows_read=read, rows_accepted=accepted,
                           rejected_by_reason=reasons)
-    submission = Submission(
+    return Submission(
         submission_id=_new_id(country, year), country=country, period=Period(year=year),
         catalogue=catalogue, revision=revision, created_at=created_at or datetime.now(UTC),
         software_version=__version__, model_version=model.MODEL_VERSION,
         disclosure_threshold=threshold, data_quality=quality, indicators=list(results))
-    # Why each count was withheld, for the release preview (never sent).
-    remember(submission.submission_id, [*suppressions_of(results), *quality_suppressions(
+
+
+def release_suppressions(results: list[IndicatorResult], report: IngestReport,
+                         submission: Submission) -> list[Suppression]:
+    """Why each count of ``submission`` was withheld or coarsened, for its release preview
+    (never sent): the cells' reasons ``compute_all`` recorded, then the data quality's."""
+    q = submission.data_quality
+    return [*suppressions_of(results), *quality_suppressions(
         report.rows_read, report.rows_accepted, report.rejected_by_reason,
-        (read, accepted, reasons), threshold)])
-    return submission
+        (q.rows_read, q.rows_accepted, dict(q.rejected_by_reason)),
+        submission.disclosure_threshold)]
 
 
 def build_withdrawal(country: str, year: int, catalogue: str, revision: int, reason: str,

@@ -13,8 +13,8 @@ the data-quality count's name), the count that was small or at risk, and the rea
 
 The records never leave the node: which cells were small (primary) and which were withheld
 only to protect them (secondary) would itself tell the hub something. They travel with the
-results in the process that computes, signs and previews a submission (``Protected``,
-``remember``/``recall`` by submission id), not in the signed payload.
+results (``Protected``) from the computation to the release preview, which the flow hands
+them to (``node.submission.release_suppressions``), never in the signed payload.
 """
 
 from __future__ import annotations
@@ -65,15 +65,3 @@ def suppressions_of(results: Iterable[IndicatorResult]) -> list[Suppression]:
     """The suppressions ``results`` carry (none unless they are ``Protected``)."""
     return list(getattr(results, "suppressions", []))
 
-
-_BY_SUBMISSION: dict[str, tuple[Suppression, ...]] = {}
-
-
-def remember(submission_id: str, suppressions: Iterable[Suppression]) -> None:
-    """Keep a submission's suppressions for its release preview (in this process only)."""
-    _BY_SUBMISSION[submission_id] = tuple(suppressions)
-
-
-def recall(submission_id: str) -> tuple[Suppression, ...] | None:
-    """The suppressions remembered for a submission; None if this process built none."""
-    return _BY_SUBMISSION.get(submission_id)

@@ -40,7 +40,6 @@ from node.suppression import (
     PRIMARY,
     QUALITY,
     Suppression,
-    remember,
     stratum_label,
 )
 
@@ -367,12 +366,12 @@ def test_the_release_preview_lists_every_suppression_with_its_reason(tmp_path: P
                      data_quality=DataQuality(rows_read=quality[0], rows_accepted=quality[1],
                                               rejected_by_reason=quality[2]),
                      indicators=list(out))
-    remember(sub.submission_id, [*out.suppressions, *quality_suppressions(
-        120, 100, {"a": 2, "b": 18}, quality, 5)])
+    recorded = [*out.suppressions, *quality_suppressions(120, 100, {"a": 2, "b": 18},
+                                                          quality, 5)]
     signed = Signed(tmp_path / "x.json", {}, sub, "f" * 64)
-    preview = write_preview(signed, tmp_path / "reports")
+    preview = write_preview(signed, tmp_path / "reports", recorded)
 
-    listed = suppressions(sub)
+    listed = suppressions(sub, recorded)
     assert [(s.indicator, s.stratum, s.reason) for s in listed] == [
         ("FINE", "urgency_level=U1", PRIMARY),
         ("FINE", "urgency_level=U2", "secondary: margin of FINE/urgency_level=U1"),
@@ -400,4 +399,4 @@ def test_a_preview_without_recorded_reasons_says_so(tmp_path: Path) -> None:
                      data_quality=DataQuality(rows_read=10, rows_accepted=10),
                      indicators=list(out))
     reasons = [s.reason for s in suppressions(sub)]
-    assert reasons == ["withheld (no reason recorded by this process)"] * 2
+    assert reasons == ["withheld (no reason recorded)"] * 2

@@ -48,6 +48,9 @@ def test_review_holds_until_approved_then_sends_exactly_the_preview(
     withheld = [r for r in rows if r["withheld"] == "yes"]
     assert len(withheld) == sum(c.suppressed for _, c in cells)
     assert all(r["numerator"] == r["denominator"] == r["bins"] == "" for r in withheld)
+    # and says why each was withheld: the flow hands the computation's reasons to the preview
+    assert withheld and all(r["reason"] and "no reason recorded" not in r["reason"]
+                            for r in withheld)
 
     # nothing leaves before approval, not even with `node send`
     send = cli("node", "send", "--config", config)
