@@ -68,6 +68,20 @@ _TEMME = (
 )
 
 
+
+def _lentz_step(an: float, bn: float, c: float, d: float) -> tuple[float, float, float]:
+    """One term an/(bn + …) of a continued fraction by the modified Lentz method: the new
+    (c, d) and the factor the value is multiplied by. A denominator that comes out as zero
+    is replaced by a tiny number, as Lentz prescribes."""
+    d = bn + an * d
+    if abs(d) < _TINY:
+        d = _TINY
+    c = bn + an / c
+    if abs(c) < _TINY:
+        c = _TINY
+    d = 1.0 / d
+    return c, d, d * c
+
 def _log1pmx(u: float) -> float:
     """log(1 + u) − u for u > −1, accurate where the two terms nearly cancel (small |u|).
 
@@ -167,16 +181,8 @@ def gamma_pq(a: float, x: float) -> tuple[float, float]:
     d = 1.0 / b
     h = d
     for i in range(1, _MAX_TERMS):
-        an = -i * (i - a)
         b += 2.0
-        d = an * d + b
-        if abs(d) < _TINY:
-            d = _TINY
-        c = b + an / c
-        if abs(c) < _TINY:
-            c = _TINY
-        d = 1.0 / d
-        delta = d * c
+        c, d, delta = _lentz_step(-i * (i - a), b, c, d)
         h *= delta
         if abs(delta - 1.0) < _EPS:
             q = prefix * h
@@ -308,24 +314,11 @@ def _beta_fraction(a: float, b: float, x: float) -> float:
     h = d
     for m in range(1, _MAX_TERMS):
         m2 = 2.0 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        if abs(d) < _TINY:
-            d = _TINY
-        c = 1.0 + aa / c
-        if abs(c) < _TINY:
-            c = _TINY
-        d = 1.0 / d
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        if abs(d) < _TINY:
-            d = _TINY
-        c = 1.0 + aa / c
-        if abs(c) < _TINY:
-            c = _TINY
-        d = 1.0 / d
-        delta = d * c
+        # even step, then odd step
+        c, d, delta = _lentz_step(m * (b - m) * x / ((qam + m2) * (a + m2)), 1.0, c, d)
+        h *= delta
+        c, d, delta = _lentz_step(-(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)), 1.0,
+                                  c, d)
         h *= delta
         if abs(delta - 1.0) < _EPS:
             return h
