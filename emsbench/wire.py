@@ -33,7 +33,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 # Minor versions add to the model and never change what an earlier one meant, so a hub reads
 # every 2.x document; the published schema files are named by the major version.
-WIRE_VERSION = "2.1"
+WIRE_VERSION = "2.2"
 WIRE_MAJOR = WIRE_VERSION.split(".")[0]
 SCHEMA_DIR = Path(__file__).parent / "schema"
 SCHEMA_PATH = SCHEMA_DIR / f"submission-v{WIRE_MAJOR}.json"
@@ -118,6 +118,18 @@ class DataQuality(_Strict):
         description="Rejected rows by first failing check")
 
 
+class DataSource(_Strict):
+    """What the figures were computed from, in the node operator's words, for the report's
+    data sources and its synthetic-data banner. The hub cannot check it, so it only ever
+    adds a caveat: a source declared synthetic marks the whole report as synthetic."""
+
+    format: ShortText = Field(description="The node's input format, e.g. national-no, nemsis")
+    description: str = Field("", max_length=300, description="The register or system the "
+                             "data come from, e.g. 'Norwegian ambulance journal records'")
+    synthetic: bool = Field(description="True when the rows are synthetic (made up), not "
+                                        "real patients")
+
+
 class Period(_Strict):
     year: int = Field(ge=1900, le=2999, description="Reporting year; the hub's policy "
                                                     "narrows the years it accepts")
@@ -128,8 +140,9 @@ class _Revision(_Strict):
     revision, when."""
 
     # 2: shares and distributions; 2.1: kinds rate and ratio, exact quantiles in
-    # distribution cells. The default is WIRE_VERSION (a Literal needs it spelled out).
-    wire_version: Literal["2", "2.1"] = "2.1"
+    # distribution cells; 2.2: a submission says what its data source is (``source``).
+    # The default is WIRE_VERSION (a Literal needs it spelled out).
+    wire_version: Literal["2", "2.1", "2.2"] = "2.2"
     submission_id: DocumentId
     country: CountryCode
     period: Period
@@ -151,6 +164,7 @@ class Submission(_Revision):
     disclosure_threshold: int = Field(ge=1, le=1_000_000)
     data_quality: DataQuality
     indicators: list[IndicatorResult] = Field(max_length=1000)
+    source: DataSource | None = Field(None, description="Since wire 2.2: the data source")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Submission:

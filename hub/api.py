@@ -12,7 +12,8 @@ by the hub's key (201; 200 with the same receipt for an identical resubmission).
 Every error, including overload and an unexpected fault, is JSON; transient ones are 503
 with ``Retry-After``, so no client ever sees a bare 500. ``/v1/records`` and ``/v1/audit``
 let the hub's own CLI read while the server holds the database; they need the token the
-server writes beside the database (readable by the hub's operator only).
+server writes beside the database (readable by the hub's operator only). ``/public/``
+serves the site ``emsbench hub publish`` wrote, read-only (``hub.site_serve``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -42,6 +43,7 @@ from hub import openapi as api_docs
 from hub.catalogues import Catalogues
 from hub.config import HubConfig
 from hub.signing import load_or_create_hub_key, sign_receipt
+from hub.site_serve import PublicFiles
 from hub.store import Store, StoreRefusal, utcnow
 from hub.trust import ReloadingTrust
 from hub.verification import ApiError, judge, open_document
@@ -234,4 +236,12 @@ def create_app(config: HubConfig) -> FastAPI:
 
     # /v1/schema/{name}, /docs (Swagger UI served offline) and the full OpenAPI document.
     api_docs.install(app)
+
+    # The published site (`emsbench hub publish`), read-only; see hub.site_serve.
+    @app.get("/public", include_in_schema=False)
+    async def public_root() -> RedirectResponse:
+        return RedirectResponse("public/")  # relative: right behind a proxy's path prefix too
+
+    app.mount("/public", PublicFiles(directory=config.public_dir, html=True, check_dir=False),
+              name="public")
     return app

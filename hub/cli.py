@@ -1,5 +1,5 @@
-"""``emsbench hub``: serve the API, publish the report and export, verify what is stored,
-and keep the trust registry.
+"""``emsbench hub``: serve the API, publish the report, the export and the public site,
+verify what is stored, and keep the trust registry.
 
 Report, export and the verify commands work whether or not the hub is serving
 (``hub.source``); each re-verifies every stored record itself.
@@ -34,39 +34,78 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write(args: argparse.Namespace, what: str) -> int:
-    """Re-verify the year's standing revisions and write the report or the export (the CSV
-    and, beside it, the same rows as JSON-stat 2.0: results.csv, results.jsonstat.json)."""
+def _export(args: argparse.Namespace) -> int:
+    """Re-verify the year's standing revisions and write the export: the CSV and, beside
+    it, the same rows as JSON-stat 2.0 (results.csv, results.jsonstat.json)."""
     from hub.jsonstat import jsonstat_path
-    from hub.report import build_report, export_csv, export_jsonstat
+    from hub.report import export_csv, export_jsonstat
     from hub.source import SourceError, load_period
 
     cfg = _config(args)
     try:
         view, catalogues = load_period(cfg, args.year)
-        writer = build_report if what == "report" else export_csv
-        path = writer(view, catalogues, Path(args.out))
-        extra = (export_jsonstat(view, catalogues, jsonstat_path(path)) if what == "export"
-                 else None)
+        path = export_csv(view, catalogues, Path(args.out))
+        extra = export_jsonstat(view, catalogues, jsonstat_path(path))
     except (ValueError, SourceError) as exc:
         raise CommandError(str(exc)) from exc
-    print(f"{what} written to {path}")
-    if extra is not None:
-        print(f"JSON-stat 2.0 written to {extra}")
+    print(f"export written to {path}")
+    print(f"JSON-stat 2.0 written to {extra}")
+    _notes(view)
+    return 0
+
+
+def _notes(view: Any) -> None:
     for note in view.set_aside:
         print(f"  set aside: {note.country} {note.submission_id} revision {note.revision}: "
               f"{note.reason}")
     for w in view.withdrawals:
         print(f"  withdrawn: {w.record.country} (revision {w.record.revision})")
-    return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    return _write(args, "report")
+    """Re-verify and merge every year held and write the report of ``--year`` (HTML, and
+    the PDF unless ``--no-pdf``) with the trend over every earlier year."""
+    from hub.history import load_history
+    from hub.report import write_report
+    from hub.source import SourceError
+
+    cfg = _config(args)
+    try:
+        history = load_history(cfg)
+        history.year(args.year)  # a clear error before anything is written
+    except (ValueError, SourceError) as exc:
+        raise CommandError(str(exc)) from exc
+    try:
+        files = write_report(history, args.year, Path(args.out), lang=args.lang,
+                             pdf=not args.no_pdf)
+    except RuntimeError as exc:  # the PDF's browser; the HTML is written before it
+        raise CommandError(f"{exc} (the HTML report is written; --no-pdf skips the PDF)"
+                           ) from exc
+    print(f"report written to {files.html}")
+    if files.pdf is not None:
+        print(f"PDF written to {files.pdf}")
+    years = [y for y in history.year_numbers if y <= args.year]
+    print(f"  years shown: {', '.join(map(str, years))}")
+    for skipped, why in sorted(history.skipped.items()):
+        print(f"  year {skipped} left out: {why}")
+    _notes(history.year(args.year).view)
+    return 0
 
 
-def _export(args: argparse.Namespace) -> int:
-    return _write(args, "export")
+def _publish(args: argparse.Namespace) -> int:
+    """Re-verify and merge every year held and write the public site (``hub.site``)."""
+    from hub.site import publish_from_config
+    from hub.source import SourceError
+
+    cfg = _config(args)
+    try:
+        done = publish_from_config(cfg, Path(args.out) if args.out else None, args.lang)
+    except (ValueError, SourceError, OSError) as exc:
+        raise CommandError(str(exc)) from exc
+    size = sum(d.size for d in done.downloads)
+    print(f"site written to {done.out}: {len(done.pages)} pages in {', '.join(args.lang)}, "
+          f"{len(done.downloads)} data files ({size / 1e6:.1f} MB), {done.seconds:.1f} s")
+    return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -176,7 +215,8 @@ def register(sub: Any) -> None:
     serve.add_argument("--config", required=True, help="path to hub.toml")
     serve.set_defaults(func=_serve)
     for name, func, help_text, out_help in (
-        ("report", _report, "write the benchmark report (HTML)", "output folder"),
+        ("report", _report, "write the annual benchmark report (HTML and PDF)",
+         "output folder"),
         ("export", _export, "write the figures in long form (CSV) and as JSON-stat 2.0 beside it",
          "output .csv file (the JSON-stat file: <name>.jsonstat.json)"),
     ):
@@ -184,7 +224,22 @@ def register(sub: Any) -> None:
         c.add_argument("--config", default="hub.toml", help="path to hub.toml")
         c.add_argument("--year", type=int, required=True)
         c.add_argument("--out", required=True, help=out_help)
+        if name == "report":
+            c.add_argument("--lang", default="en", choices=["en", "nb"],
+                           help="language of the report's fixed text (default en)")
+            c.add_argument("--no-pdf", action="store_true",
+                           help="write the HTML only (the PDF needs Chromium: "
+                                "bash scripts/browser.sh)")
         c.set_defaults(func=func)
+    pub = hsub.add_parser("publish", help="write the public web site: every year held, with "
+                          "open data (CSV, JSON-stat 2.0); the hub serves it under /public/")
+    pub.add_argument("--config", default="hub.toml", help="path to hub.toml")
+    pub.add_argument("--out", default=None, help="output folder (default: the hub's public "
+                     "folder, [hub] public)")
+    pub.add_argument("--lang", nargs="+", default=["en", "nb"], choices=["en", "nb"],
+                     help="languages; the first at the folder's root, the others below "
+                     "<lang>/ (default: en nb)")
+    pub.set_defaults(func=_publish)
     v = hsub.add_parser("verify", help="re-verify every stored envelope")
     v.add_argument("--config", default="hub.toml", help="path to hub.toml")
     v.set_defaults(func=_verify)

@@ -12,6 +12,8 @@ Example::
     max_body_bytes = 5000000
     key = "hub-key.pem"            # the hub's receipt-signing key; made on first start
     max_concurrent = 32            # submissions checked at once; more get 503 + Retry-After
+    public = ""                    # the published site, served under /public/ (written by
+                                   # `emsbench hub publish`); empty = public/ beside the database
 
     [policy]                       # the federation's intake rules (all optional)
     min_disclosure_threshold = 5   # never below 3
@@ -87,6 +89,9 @@ class HubConfig(BaseModel):
                              "hub-key.pem beside the database. Made on first start")
     max_concurrent: int = Field(default=32, ge=1, description="Submissions checked at once; "
                                 "more are answered 503 with Retry-After")
+    public: Path | None = Field(default=None, description="The published site's folder, "
+                                "served read-only under /public/; None = public beside the "
+                                "database")
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
 
     @property
@@ -94,11 +99,16 @@ class HubConfig(BaseModel):
         return self.key or self.database.parent / "hub-key.pem"
 
     @property
+    def public_dir(self) -> Path:
+        """Where ``hub publish`` writes the site and the hub serves it from."""
+        return self.public or self.database.parent / "public"
+
+    @property
     def token_path(self) -> Path:
         """Where the running hub writes the token its own CLI uses to read through it."""
         return self.database.with_name(self.database.name + ".token")
 
-    @field_validator("specs", "key", mode="before")
+    @field_validator("specs", "key", "public", mode="before")
     @classmethod
     def _empty_specs_is_default(cls, value: Any) -> Any:
         # TOML has no null, so the file spells "use the packaged specs" as an empty string.
@@ -156,6 +166,7 @@ def hub_config_from_mapping(data: dict[str, Any], base: Path) -> HubConfig:
         "specs": _resolve(base, cfg.specs),
         "earlier_specs": [_resolve(base, p) for p in cfg.earlier_specs],
         "key": _resolve(base, cfg.key),
+        "public": _resolve(base, cfg.public),
     })
 
 
@@ -205,6 +216,7 @@ def write_hub_config(path: Path, cfg: HubConfig) -> None:
         f"max_body_bytes = {cfg.max_body_bytes}",
         f"key = {q(cfg.key or '')}",
         f"max_concurrent = {cfg.max_concurrent}",
+        f"public = {q(cfg.public or '')}",
         "",
         "[policy]",
         *(f"{k} = {v}" for k, v in cfg.policy.model_dump().items()),

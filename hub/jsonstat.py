@@ -50,7 +50,7 @@ from emsbench.files import write_atomic
 from emsbench.specs import IndicatorSpec
 from hub.export import EXPORT_VERSION, figure_row, sort_figures
 from hub.merge import Figure, country_key, natural_key
-from hub.report import COUNTRY_NAMES, UNIT_TEXT, stratum_text
+from hub.sections import COUNTRY_NAMES, UNIT_TEXT, stratum_text
 
 TOTAL = "_T"  # stratum id of an indicator without strata (the CSV's empty stratum)
 CORE_METRICS = ("value", "ci_low", "ci_high", "numerator", "denominator")

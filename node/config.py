@@ -25,6 +25,7 @@ from pydantic import (
 from emsbench.conformance import SMALLEST_THRESHOLD
 from emsbench.files import toml_string
 from emsbench.kinds import Context
+from emsbench.wire import DataSource
 
 PATH_KEYS = ("data", "key", "outbox", "specs", "hub_key", "audit_log", "workdir", "release",
              "approvers", "reports", "password_file", "population")
@@ -82,6 +83,12 @@ class NodeConfig(BaseModel):
     password_file: Path | None = Field(None, description="format postgresql: a file (mode "
                                        "0600) holding the password; default libpq's "
                                        "(PGPASSWORD, ~/.pgpass)")
+    source_description: str = Field("", max_length=300, description="The register or "
+                                    "system the data come from, in words for the report "
+                                    "(e.g. 'Norwegian ambulance journal records, all "
+                                    "health trusts'); sent with the figures")
+    synthetic: bool = Field(False, description="The data are synthetic (made up): the hub "
+                            "marks every page of its report and site as synthetic")
     population: Path | None = Field(None, description="The official population by age band "
                                     "and sex that rates divide by: a CSV in the reference "
                                     "format (country,year,region,age_band,sex,persons,source; "
@@ -109,6 +116,11 @@ class NodeConfig(BaseModel):
                 query=str(values.get("query") or ""),
                 password_file=values.get("password_file") or None)}
         return values
+
+    def data_source(self) -> DataSource:
+        """What the submission says its figures were computed from."""
+        return DataSource(format=self.format, description=self.source_description,
+                          synthetic=self.synthetic)
 
     @property
     def time_zone(self) -> str:

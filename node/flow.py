@@ -160,7 +160,8 @@ def sign_task(cfg: NodeConfig, specs: list[IndicatorSpec], report: IngestReport,
               results: list[IndicatorResult]) -> Signed:
     def build(catalogue: str, revision: int) -> Submission:
         return sub.build_submission(cfg.country, cfg.year, cfg.disclosure_threshold, report,
-                                    results, catalogue=catalogue, revision=revision)
+                                    results, catalogue=catalogue, revision=revision,
+                                    source=cfg.data_source())
 
     signed = sub.seal_next_revision(build, cfg.country, cfg.year, specs, cfg, hold=cfg.review)
     get_run_logger().info("signed submission %s (revision %d) written to %s\n%s",

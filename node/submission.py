@@ -26,6 +26,7 @@ from emsbench.wire import (
     SUBMISSION_TYPE,
     WITHDRAWAL_TYPE,
     DataQuality,
+    DataSource,
     Document,
     IndicatorResult,
     Period,
@@ -72,7 +73,8 @@ def compute_all(con: duckdb.DuckDBPyConnection, specs: list[IndicatorSpec],
 
 def build_submission(country: str, year: int, threshold: int, report: IngestReport,
                      results: list[IndicatorResult], *, catalogue: str, revision: int,
-                     created_at: datetime | None = None) -> Submission:
+                     created_at: datetime | None = None,
+                     source: DataSource | None = None) -> Submission:
     # Every count leaves through the small-count rule, the row totals included: a file of
     # three rows would otherwise say so.
     read, accepted, reasons = protect_quality(report.rows_read, report.rows_accepted,
@@ -83,7 +85,8 @@ def build_submission(country: str, year: int, threshold: int, report: IngestRepo
         submission_id=_new_id(country, year), country=country, period=Period(year=year),
         catalogue=catalogue, revision=revision, created_at=created_at or datetime.now(UTC),
         software_version=__version__, model_version=model.MODEL_VERSION,
-        disclosure_threshold=threshold, data_quality=quality, indicators=list(results))
+        disclosure_threshold=threshold, data_quality=quality, indicators=list(results),
+        source=source)
 
 
 def release_suppressions(results: list[IndicatorResult], report: IngestReport,

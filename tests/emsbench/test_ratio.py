@@ -33,7 +33,10 @@ from emsbench.specs import (
 )
 from emsbench.stats import wilson_interval
 from emsbench.wire import Cell, IndicatorResult
-from hub.report import write_report
+from hub.catalogues import Catalogues
+from hub.history import History, Year
+from hub.ledger import PeriodView
+from hub.report import render_report
 from node.disclosure import full_grid, protect
 from node.synth.casemix import MIXES, cohort
 
@@ -382,8 +385,8 @@ def test_hub_ratio_equals_a_direct_computation_on_the_pooled_rows() -> None:
 
 def test_report_shows_the_adjusted_comparison(tmp_path: Path) -> None:
     figures = list(merged(THRESHOLD).values())
-    path = write_report(figures, [surv_oe()], [], 2025, tmp_path, {})
-    html = path.read_text(encoding="utf-8")
+    spec = surv_oe()
+    html = render_report(History(Catalogues.of([spec]), [Year(PeriodView(2025), figures)]), 2025)
     assert 'class="ratio"' in html
     assert "Expected from the pooled rates of Norway, Sweden" in html
     for country in ("NO", "SE"):

@@ -21,6 +21,7 @@ from emsbench.wire import (
     WITHDRAWAL_TYPE,
     Cell,
     DataQuality,
+    DataSource,
     IndicatorResult,
     Period,
     Receipt,
@@ -68,8 +69,20 @@ def test_submission_round_trip_is_exact() -> None:
     data = sub.to_bytes()
     assert Submission.from_bytes(data) == sub
     assert Submission.from_bytes(data).to_bytes() == data
-    assert json.loads(data)["wire_version"] == WIRE_VERSION == "2.1"
+    assert json.loads(data)["wire_version"] == WIRE_VERSION == "2.2"
     assert kind_of(sub) == "submission"
+
+
+def test_data_source_round_trips_and_older_documents_have_none() -> None:
+    sub = _submission().model_copy(update={"source": DataSource(
+        format="nemsis", description="NEMSIS v3.5.1 national extract", synthetic=True)})
+    assert Submission.from_bytes(sub.to_bytes()).source == sub.source
+    older = json.loads(_submission().to_bytes())
+    older["wire_version"] = "2.1"
+    del older["source"]
+    assert Submission.from_bytes(json.dumps(older).encode()).source is None
+    with pytest.raises(ValidationError):  # synthetic is not optional inside a source
+        Submission.from_bytes(json.dumps({**older, "source": {"format": "nemsis"}}).encode())
 
 
 def test_withdrawal_round_trip_is_exact() -> None:

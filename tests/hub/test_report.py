@@ -32,6 +32,7 @@ from emsbench.wire import (
     WITHDRAWAL_TYPE,
     Cell,
     DataQuality,
+    DataSource,
     IndicatorResult,
     Period,
     Submission,
@@ -39,9 +40,10 @@ from emsbench.wire import (
 )
 from hub.catalogues import Catalogues
 from hub.export import COLUMNS
+from hub.history import History, Year, history_of
 from hub.ledger import Note, PeriodView, Standing
-from hub.merge import Figure, data_quality_rows, merge
-from hub.report import build_report, export_csv, provenance, write_report
+from hub.merge import Figure, merge
+from hub.report import build_report, export_csv, provenance, render_report
 from hub.store import Record
 
 YEAR = 2025
@@ -87,9 +89,14 @@ def _times(rng: np.random.Generator, n: int, median: float, threshold: int = 5) 
     return Cell(bins=runs, suppressed=runs is None)
 
 
-def fixture_submissions(specs: list[IndicatorSpec]) -> list[Submission]:
+def fixture_submissions(specs: list[IndicatorSpec], year: int = YEAR,
+                        source: DataSource | None = None) -> list[Submission]:
+    """Six countries' submissions of ``year``. Earlier years differ by design: Norway's
+    survival was lower (a change beyond chance into 2025) and response times were longer
+    by half a minute a year everywhere."""
     rt, surv = specs
-    rng = np.random.default_rng(2025)
+    rng = np.random.default_rng(year)
+    back = YEAR - year
     size = {"NO": 1.0, "SE": 2.0, "DK": 1.2, "FI": 1.1, "IS": 0.08, "US": 6.0}
     survival = {"NO": 1.0, "SE": 0.9, "DK": 1.15, "FI": 0.85, "IS": 1.0, "US": 0.7}
     # Sweden's standing figures are a correction (revision 2).
@@ -97,23 +104,25 @@ def fixture_submissions(specs: list[IndicatorSpec]) -> list[Submission]:
     subs = []
     for country, k in size.items():
         endpoint = "discharge" if country == "US" else "30d"
-        rt_cells = [_times(rng, int(4000 * k), 9.0 + i * 5 + (country == "US"))
+        rt_cells = [_times(rng, int(4000 * k), 9.0 + i * 5 + (country == "US") + 0.5 * back)
                     .model_copy(update={"stratum": {"urbanicity": area}})
                     for i, area in enumerate(["urban", "rural"])]
-        surv_cells = [_share(int(600 * k * p * survival[country]), int(600 * k * share_w),
+        trend = 1 - 0.3 * back if country == "NO" else 1.0
+        surv_cells = [_share(int(600 * k * p * survival[country] * trend),
+                             int(600 * k * share_w),
                              ca_survival_endpoint=endpoint, ca_witnessed_by=w)
                       for w, p, share_w in [("bystander", 0.16, 0.6),
                                             ("unwitnessed", 0.05, 0.4)]]
         rev = revision.get(country, 1)
         subs.append(Submission(
-            submission_id=f"{country}-{YEAR}-{rev:02d}", country=country,
-            period=Period(year=YEAR), catalogue=catalogue_sha256(specs), revision=rev,
+            submission_id=f"{country}-{year}-{rev:02d}", country=country,
+            period=Period(year=year), catalogue=catalogue_sha256(specs), revision=rev,
             created_at=datetime(2026, 2, 1, tzinfo=UTC), software_version="0.1.0",
             model_version="1", disclosure_threshold=5,
             data_quality=DataQuality(rows_read=int(50000 * k), rows_accepted=int(49000 * k),
                                      rejected_by_reason={"missing_call_time": int(700 * k),
                                                          "negative_interval": int(300 * k)}),
-            indicators=[_result(rt, rt_cells), _result(surv, surv_cells)]))
+            indicators=[_result(rt, rt_cells), _result(surv, surv_cells)], source=source))
     return subs
 
 
@@ -150,6 +159,19 @@ def fixture_view(specs: list[IndicatorSpec] | None = None) -> PeriodView:
     return PeriodView(YEAR, standing=[standing(s) for s in subs], set_aside=list(SET_ASIDE))
 
 
+SYNTHETIC = DataSource(format="national-no", description="made-up test records",
+                       synthetic=True)
+
+
+def fixture_history(years: tuple[int, ...] = (2023, 2024, YEAR), synthetic: bool = True
+                    ) -> History:
+    """Three years of the fixture federation (the last is ``fixture_view``'s year)."""
+    specs = fixture_specs()
+    views = [PeriodView(y, standing=[standing(s) for s in fixture_submissions(
+        specs, y, SYNTHETIC if synthetic else None)]) for y in years]
+    return history_of(views, Catalogues.of(specs))
+
+
 def render_preview(out_dir: Path | str) -> Path:
     return build_report(fixture_view(), Catalogues.of(fixture_specs()), out_dir)
 
@@ -180,6 +202,12 @@ class _Checker(HTMLParser):
             self.stack.pop()
 
 
+def report_of(figures: list[Figure], specs: list[IndicatorSpec]) -> str:
+    """The report of bare figures (no signed submission behind them)."""
+    return render_report(History(Catalogues.of(specs), [Year(PeriodView(YEAR), figures)]),
+                         YEAR, generated_at="2026-02-02 09:00 UTC")
+
+
 def _well_formed(html: str) -> _Checker:
     checker = _Checker()
     checker.feed(html)
@@ -201,78 +229,81 @@ def _provenance_section(html: str) -> str:
 
 def test_page_has_title_countries_and_indicators(html: str) -> None:
     assert f"Nordic–US prehospital EMS benchmark {YEAR}</h1>" in html
-    for code in COUNTRIES:
-        assert f"({code})</th>" in html
-    assert "Nordic pooled" in html
+    for name in ("Norway", "Sweden", "Denmark", "Finland", "Iceland", "United States"):
+        assert f'<th scope="col">{name}</th>' in html
+    assert '<th scope="col" class="nordic">Nordic pooled</th>' in html
     for spec in fixture_specs():
         assert spec.title in html and spec.id in html
 
 
 def test_markup_is_well_formed_with_accessible_tables(html: str) -> None:
     checker = _well_formed(html)
-    # two indicators, data quality and provenance
-    assert checker.tags["table"] == 4 and checker.tags["caption"] == 4
+    # every table says what it holds: key statistics, two indicators, rejected rows of six
+    # countries, definitions, urgency crosswalk, provenance
+    assert checker.tags["table"] == checker.tags["caption"] == 12
     assert 'scope="col"' in html and 'scope="row"' in html
     # self-contained: no scripts, stylesheets or images fetched from elsewhere
     assert "<script" not in html and "<link" not in html and "src=" not in html
 
 
-def test_one_svg_chart_per_indicator(html: str) -> None:
+def test_every_indicator_has_a_comparison_chart(html: str) -> None:
     sections = html.split('<section class="indicator"')[1:]
-    for spec, section in zip(fixture_specs(), sections, strict=False):
-        assert spec.id in section and section.count("<svg") == 1
-        assert section.count("<circle") > 0
+    assert len(sections) == len(fixture_specs())
+    for spec, section in zip(fixture_specs(), sections, strict=True):
+        assert spec.id in section and section.count('<svg') >= 1
+        assert f"{spec.title}, {YEAR}" in section.split("<svg")[1]  # the chart's own title
 
 
 def test_iceland_is_suppressed_with_legend(html: str) -> None:
     # Iceland's survival counts (600 × 0.08 × 0.05 ≈ 2 survivors) are below the threshold.
     assert "suppressed*" in html
-    assert "fewer than the disclosure threshold" in html
-    assert "threshold (5 cases)" in html
+    assert "fewer cases than the disclosure threshold" in html
+    assert "disclosure threshold (5 cases)" in html
 
 
 def test_survival_endpoints_are_shown_as_submitted(html: str) -> None:
     surv = html.split('id="CA-SURV"')[1]
-    assert "30d" in surv and "discharge" in surv
-    assert "NO, SE, DK, FI, IS: <em>30d</em>" in surv and "US: <em>discharge</em>" in surv
+    assert ("NO, SE, DK, FI, IS: <em>alive at 30 days</em>; "
+            "US: <em>alive at hospital discharge</em>.") in surv
     # rows are grouped by the other strata only, so there are two: bystander / unwitnessed
     table = surv.split("<tbody>")[1].split("</tbody>")[0]
     assert table.count("<tr>") == 2
-    assert "ca witnessed by: bystander" in table and "ca witnessed by: unwitnessed" in table
-    assert "ca survival endpoint" not in table
+    assert "witnessed by: bystander" in table and "witnessed by: unwitnessed" in table
+    assert "survival endpoint" not in table and "ca_" not in table
 
 
 def test_text_from_specs_is_escaped(tmp_path: Path) -> None:
     spec = fixture_specs()[1].model_copy(update={"title": "Survival <b>bold</b> & more"})
     subs = fixture_submissions([fixture_specs()[0], spec])[:1]
-    out = write_report(merge(subs, [spec], YEAR), [spec], [], YEAR, tmp_path, {})
-    text = out.read_text(encoding="utf-8")
+    text = report_of(merge(subs, [spec], YEAR), [spec])
     assert "<b>bold</b>" not in text and "Survival &lt;b&gt;bold&lt;/b&gt; &amp; more" in text
 
 
-def test_data_quality_table(html: str) -> None:
-    quality = html.split('id="h-quality"')[1]
-    assert "Rejected: missing call time" in quality
-    assert re.search(r"<td class=\"num\">50\u202f000</td>", quality)  # Norway, rows read
+def test_each_country_says_what_its_figures_rest_on(html: str) -> None:
+    norway = html.split('id="h-country-NO"')[1].split("</section>")[0]
+    assert "<dt>Rows read</dt><dd>50\u202f000</dd>" in norway
+    assert "<dt>Rows accepted</dt><dd>49\u202f000 (98.0 %)</dd>" in norway
+    assert '<th scope="row">missing call time</th>' in norway  # reason in words
+    assert "<dt>Disclosure threshold</dt><dd>5</dd>" in norway
+    assert 'id="h-country-NORDIC"' not in html
 
 
 def test_provenance_names_each_standing_document_and_revision(html: str) -> None:
     section = _provenance_section(html)
-    assert "Where the figures come from" in html
-    for country in COUNTRIES:
-        rev = 2 if country == "SE" else 1
-        assert (f"<code>{country}-{YEAR}-{rev:02d}</code></td><td>unreleased</td>"
-                f"<td class=\"num\">{rev}</td>"
+    view = fixture_view()
+    for s in view.standing:
+        country, rev = s.record.country, s.record.revision
+        assert (f"<code>{country}-{YEAR}-{rev:02d}</code></td><td class=\"num\">{rev}</td>"
+                f"<td><code class=\"hash\">{s.record.payload_sha256}</code></td>"
+                f"<td><code class=\"hash\">{s.record.keyid}</code></td><td>unreleased</td>"
                 f"<td>2026-02-01 10:00 UTC</td><td>published</td>") in section
     # one row per standing document and per note, in the benchmark's country order
-    rows = re.findall(r'<tr(?: class="setaside")?><th scope="row">[^<]*\((\w+)\)</th>',
-                      section)
+    rows = re.findall(r'<tr><td>2025</td><th scope="row">[^<]*\((\w+)\)</th>', section)
     assert rows == ["NO", "SE", "DK", "DK", "FI", "IS", "US"]
 
 
 def test_provenance_names_every_revision_set_aside(html: str) -> None:
     section = _provenance_section(html)
-    assert section.count('class="setaside"') == 1
     assert section.count("<strong>Set aside:</strong>") == 1
     dk = section.split(f"<code>DK-{YEAR}-02</code>")[1].split("</tr>")[0]
     assert '<td class="num">2</td>' in dk
@@ -284,7 +315,9 @@ def test_footer_names_time_software_and_spec_versions(html: str) -> None:
     footer = html.split("<footer>")[1]
     assert re.search(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d UTC", footer)
     assert f"emsbench {__version__}" in footer
-    assert "CA-SURV 1.0.0, RT-MEDIAN 1.0.0." in footer
+    definitions = html.split('<table class="definitions">')[1].split("</table>")[0]
+    for spec in fixture_specs():
+        assert f"{spec.id} <span class=\"n\">version {spec.version}</span>" in definitions
 
 
 def test_provenance_rows() -> None:
@@ -292,10 +325,12 @@ def test_provenance_rows() -> None:
     rows = provenance(view, Catalogues.of(fixture_specs(), name="2026.1"))
     assert [r["country"] for r in rows] == ["NO", "SE", "DK", "DK", "FI", "IS", "US"]
     se = rows[1]
-    assert se == {"country": "SE", "what": "submission", "submission_id": f"SE-{YEAR}-02",
-                  "revision": "2", "received_at": "2026-02-01 10:00 UTC",
+    assert se == {"country": "SE", "year": str(YEAR), "what": "submission",
+                  "submission_id": f"SE-{YEAR}-02", "revision": "2",
+                  "received_at": "2026-02-01 10:00 UTC",
                   "payload_sha256": view.standing[1].record.payload_sha256,
-                  "release": "2026.1", "note": "published"}
+                  "keyid": view.standing[1].record.keyid, "release": "2026.1",
+                  "note": "published"}
     dk_note = rows[3]
     assert (dk_note["what"], dk_note["submission_id"], dk_note["revision"]) == (
         "set aside", f"DK-{YEAR}-02", "2")
@@ -313,11 +348,11 @@ def test_a_withdrawn_country_is_not_published(tmp_path: Path) -> None:
     text = build_report(view, Catalogues.of(specs), tmp_path).read_text(encoding="utf-8")
     _well_formed(text)
     section = _provenance_section(text)
-    assert f"<code>SE-{YEAR}-03</code></td><td>unreleased</td><td class=\"num\">3</td>" in section
+    assert f"<code>SE-{YEAR}-03</code></td><td class=\"num\">3</td>" in section
     assert "withdrawn: figures recalled for review" in section
-    quality = text.split('id="h-quality"')[1].split("</section>")[0]
-    read = quality.split('<th scope="row">Read</th>')[1].split("</tr>")[0]
-    assert read.split("</td>")[1] == '<td class="num"><span class="na">not submitted</span>'
+    # Sweden has no country section and "not submitted" figures
+    assert 'id="h-country-NO"' in text and 'id="h-country-SE"' not in text
+    assert "not submitted" in text
     csv_path = export_csv(view, Catalogues.of(specs), tmp_path / "figures.csv")
     with csv_path.open(encoding="utf-8", newline="") as fh:
         countries = {r["country"] for r in csv.DictReader(fh)}
@@ -338,7 +373,8 @@ def test_a_year_with_only_set_aside_revisions_still_reports_why(tmp_path: Path) 
     assert "<strong>Set aside:</strong> key_revoked: &lt;script&gt;" in section
     # a note without a document id or revision shows dashes, not empty cells
     se = section.split("Sweden (SE)")[1].split("</tr>")[0]
-    assert '<code>–</code></td><td>–</td><td class="num">–</td><td>–</td>' in se
+    assert ('<td><code>–</code></td><td class="num">–</td><td><code class="hash">–</code></td>'
+            '<td><code class="hash">–</code></td><td>–</td><td>–</td>') in se
     assert "another indicator catalogue release" in se
     assert "<script" not in text
     assert "No country submitted this indicator for 2025." in text
@@ -357,15 +393,13 @@ def test_export_csv_writes_the_merged_figures_of_the_view(tmp_path: Path) -> Non
     assert {r["indicator_id"] for r in rows} == {"RT-MEDIAN", "CA-SURV"}
 
 
-def test_write_report_without_provenance_has_no_provenance_table(tmp_path: Path) -> None:
+def test_figures_without_signed_documents_have_an_empty_provenance(tmp_path: Path) -> None:
     specs = fixture_specs()
     subs = fixture_submissions(specs)
-    meta = {"generated_at": "2026-02-02 09:00 UTC", "software_version": "0.1.0"}
-    text = write_report(merge(subs, specs, YEAR), specs, data_quality_rows(subs), YEAR,
-                        tmp_path, meta).read_text(encoding="utf-8")
-    assert _well_formed(text).tags["table"] == 3
-    assert "Where the figures come from" in text and "Set aside:" not in text
-    assert "Generated 2026-02-02 09:00 UTC with emsbench 0.1.0." in text
+    text = report_of(merge(subs, specs, YEAR), specs)
+    _well_formed(text)
+    assert "<tbody>\n</tbody>" in _provenance_section(text) and "Set aside:" not in text
+    assert f"Generated 2026-02-02 09:00 UTC by emsbench {__version__}." in text
 
 
 def test_glue_refuses_an_empty_year(tmp_path: Path) -> None:
@@ -395,9 +429,9 @@ def test_strata_no_country_has_a_case_in_are_left_out_of_the_report(tmp_path: Pa
     shown = "ca_survival_endpoint=30d;ca_witnessed_by=bystander"
     empty = "ca_survival_endpoint=unknown;ca_witnessed_by=unknown"
     figures = [fig(c, s, n) for c in ("NO", "SE") for s, n in ((shown, 40), (empty, 0))]
-    text = write_report(figures, [spec], [], YEAR, tmp_path, {}).read_text(encoding="utf-8")
+    text = report_of(figures, [spec])
     assert "witnessed by: bystander" in text
-    assert "witnessed by: unknown" not in text
+    assert "witnessed by: not recorded" not in text
 
 
 def test_the_quantile_definition_is_stated(html: str) -> None:
@@ -408,8 +442,8 @@ def test_the_quantile_definition_is_stated(html: str) -> None:
 
 def test_nordic_countries_are_compared_with_the_rest_of_the_pool(html: str) -> None:
     section = html.split('id="CA-SURV"')[1].split("</section>")[0]
-    assert re.search(r"[+-]\d+\.\d pp vs rest \(-?\d+\.\d to -?\d+\.\d\)", section)
-    assert "pp vs rest: a Nordic country's share minus" in section
+    assert re.search(r"[+-]\d+\.\d vs rest of Nordic \(-?\d+\.\d – -?\d+\.\d\)", section)
+    assert "vs rest: a Nordic country&#39;s share minus" in section
 
 
 def test_a_rate_says_events_and_inhabitants_not_cases(tmp_path: Path) -> None:
@@ -419,7 +453,7 @@ def test_a_rate_says_events_and_inhabitants_not_cases(tmp_path: Path) -> None:
     [spec] = load_specs(only=["OHCA-INC"])
     figure = Figure(spec.id, spec.version, spec.unit, "NO", YEAR, "", 280, 550_000,
                     50.9, 45.1, 57.2, False, 1, ("NO",))
-    text = write_report([figure], [spec], [], YEAR, tmp_path, {}).read_text(encoding="utf-8")
+    text = report_of([figure], [spec])
     section = text.split('id="OHCA-INC"')[1].split("</section>")[0]
     assert "280 events · 550\u202f000 inhabitants" in section
     assert "n = 550" not in section
