@@ -155,7 +155,7 @@ def write_report(history: History, year: int, out_dir: Path | str, lang: str = "
         m = Messages(lang)
         printed = html_to_pdf(html, out / f"benchmark-{year}-{lang}.pdf",
                               title=m("report.title", year=year),
-                              header_note=m("report.synthetic_banner")
+                              header_note=m("report.synthetic_short")
                               if synthetic(history) else "", lang=lang)
     return ReportFiles(html, printed)
 

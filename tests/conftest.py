@@ -14,7 +14,7 @@ from emsbench.spec_cases import rows_to_table
 
 # No telemetry from the temporary Prefect servers the tests start (the network is closed).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-# Every chart the tests draw is checked against the Vega-Lite schema (hub.charts skips it
+# Every chart the tests draw is checked against the Vega-Lite schema (hub.chart_render skips it
 # outside the tests, where it is a third of a chart's time).
 os.environ.setdefault("EMSBENCH_VALIDATE_CHARTS", "1")
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from hub.messages import Messages
 from hub.pdf import html_to_pdf
+from hub.report import ReportFiles, write_report
 from tests.browser import (
     check_pages,
     page_texts,
@@ -27,10 +29,10 @@ from tests.browser import (
     tables_intact,
     tables_of,
 )
-from tests.hub.test_report import render_preview
+from tests.hub.test_report import YEAR, fixture_history, fixture_specs
 
 PRINT_CSS = Path(__file__).parents[2] / "hub" / "templates" / "print.css"
-NOTE = "SYNTHETIC DATA – not real figures"
+NOTE = Messages("en")("report.synthetic_short")  # the fixture is synthetic
 COUNTRIES = ("Norway", "Sweden", "Denmark", "Finland", "Iceland", "Nordic pooled",
              "United States")
 
@@ -72,16 +74,23 @@ def print_report(folder: Path, html: str) -> Printed:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def files(tmp_path_factory: pytest.TempPathFactory) -> ReportFiles:
+    """The three-year fixture report as ``hub report`` writes it: HTML, then its PDF."""
     require_chromium()
     require_poppler()
-    return render_preview(tmp_path_factory.mktemp("report"))
+    return write_report(fixture_history(), YEAR, tmp_path_factory.mktemp("report"), pdf=True)
 
 
 @pytest.fixture(scope="module")
-def printed(report: Path, tmp_path_factory: pytest.TempPathFactory) -> Printed:
-    html = with_print_css(report.read_text(encoding="utf-8"))
-    return print_report(tmp_path_factory.mktemp("printed"), html)
+def report(files: ReportFiles) -> Path:
+    return files.html
+
+
+@pytest.fixture(scope="module")
+def printed(files: ReportFiles) -> Printed:
+    html = files.html.read_text(encoding="utf-8")
+    assert files.pdf is not None and with_print_css(html) == html  # the template has it
+    return Printed(html, files.pdf, title_of(html))
 
 
 def test_every_page_renders(printed: Printed, tmp_path: Path) -> None:
@@ -106,6 +115,16 @@ def test_no_page_is_blank(printed: Printed) -> None:
         body = text.replace(printed.title, "").replace(NOTE, "")
         body = re.sub(rf"Page {n} of \d+", "", body)
         assert len(re.sub(r"[\s·]", "", body)) > 20, f"page {n} is blank"
+
+
+def test_every_chapter_and_every_indicator_is_printed(printed: Printed) -> None:
+    text = " ".join(" ".join(page_texts(printed.pdf)).split())
+    m = Messages("en")
+    for heading in ("report.summary", "report.key_findings", "chapter.other",
+                    "report.countries_chapter", "report.method", "report.provenance"):
+        assert m(heading) in text, heading
+    for spec in fixture_specs():
+        assert spec.title in text and f"Trend: {m.stratum('urbanicity=rural')}" in text
 
 
 def test_tables_print_whole_with_every_country(printed: Printed) -> None:
