@@ -9,7 +9,8 @@ chosen by rule rather than by hand:
   of the Nordic countries, kept only when beyond chance (the 95 % interval excludes
   zero), ranked by how many standard errors they are, at most one per indicator, so that
   five findings cover five indicators. The direction says better or worse where the spec
-  says which way is better, and up or down where it is descriptive.
+  says which way is better, and up or down where it is descriptive; findings with a
+  direction come first.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def findings(views: Sequence[IndicatorView], m: Messages, year: int, limit: int
     found: list[Finding] = []
     for v in views:
         spec = v.spec
+        group = "" if v.headline == m("stratum.all") else f" ({v.headline})"
         for t in v.trend_lines:
             c = t.change
             if c is None or not c.beyond_chance:
@@ -76,7 +78,7 @@ def findings(views: Sequence[IndicatorView], m: Messages, year: int, limit: int
             verb = m("summary.up" if c.diff > 0 else "summary.down") if good is None else m(
                 "summary.better" if good else "summary.worse")
             text = m("summary.change_finding", country=t.label, indicator=spec.title,
-                     group=v.headline, verb=verb, before=_fmt(c.before.value, c.before),
+                     group=group, verb=verb, before=_fmt(c.before.value, c.before),
                      now=_fmt(c.now.value, c.now), year_before=c.before.year, year=year,
                      change=fmt_change(c, spec.unit, c.now.decimals),
                      unit=m(f"unit.{spec.unit}"))
@@ -91,12 +93,14 @@ def findings(views: Sequence[IndicatorView], m: Messages, year: int, limit: int
             verb = m("summary.higher" if f.diff > 0 else "summary.lower") if good is None else m(
                 "summary.better_than" if good else "summary.worse_than")
             text = m("summary.rest_finding", country=t.label, indicator=spec.title,
-                     group=v.headline, verb=verb, value=_fmt(f.value, f),
+                     group=group, verb=verb, value=_fmt(f.value, f),
                      diff=f"{f.diff:+.{max(f.decimals, 1)}f}".replace("-", "−"),
                      low=f"{f.diff_low:.{max(f.decimals, 1)}f}".replace("-", "−"),
                      high=f"{f.diff_high:.{max(f.decimals, 1)}f}".replace("-", "−"))
             found.append(Finding(v, t.country, text, good, abs(f.diff) / se if se else 0.0))
-    found.sort(key=lambda x: -x.z)
+    # Better or worse comes before a descriptive rise or fall (urgency mix, volume): a
+    # director reads the first lines as what went well or badly.
+    found.sort(key=lambda x: (x.good is None, -x.z))
     out: list[Finding] = []
     seen: set[str] = set()
     for x in found:

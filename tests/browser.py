@@ -472,7 +472,7 @@ def _missing_headers(headers: Sequence[str], zone: Sequence[Word]) -> list[str]:
     pool = Counter(w.text for w in zone)
     left: list[tuple[str, str]] = []
     for header in headers:
-        for part in header.split():
+        for part in (p for w in header.split() for p in hyphen_parts(w)):
             if pool[part] > 0:
                 pool[part] -= 1
             else:
@@ -510,11 +510,36 @@ def _find_caption(words: Sequence[Word], seq: Sequence[str], start: int,
     return (after or found)[0] if found else None
 
 
+_HYPHEN_PART = re.compile(r"[^-]+-|[^-]+$|-+")
+
+
+def hyphen_parts(word: str) -> list[str]:
+    """``word`` cut after each inner hyphen ("EMS-treated" -> ["EMS-", "treated"]): a
+    narrow cell breaks a line there, so a label and the printed words are compared part by
+    part, whether the line broke at the hyphen or not."""
+    return _HYPHEN_PART.findall(word) or [word]
+
+
+def _split_hyphens(w: Word) -> list[Word]:
+    parts = hyphen_parts(w.text)
+    if len(parts) == 1:
+        return [w]
+    per_char = (w.x1 - w.x0) / max(1, len(w.text))
+    out, x = [], w.x0
+    for part in parts:
+        width = per_char * len(part)
+        out.append(Word(part, x, w.y0, x + width, w.y1, w.page))
+        x += width
+    return out
+
+
 def _body(pages: Sequence[PdfPage], top: float, bottom: float) -> list[Word]:
     """The words of all pages top to bottom, left to right, without the running header and
-    footer (which Chromium draws in the page margins). pdftotext's own reading order goes
-    column by column through a table, which can put a lower row's first cell first."""
-    return sorted((w for p in pages for w in p.words if w.y1 > top and w.y0 < p.height - bottom),
+    footer (which Chromium draws in the page margins), each cut after its inner hyphens
+    (``hyphen_parts``). pdftotext's own reading order goes column by column through a
+    table, which can put a lower row's first cell first."""
+    return sorted((part for p in pages for w in p.words
+                   if w.y1 > top and w.y0 < p.height - bottom for part in _split_hyphens(w)),
                   key=lambda w: (w.page, round(w.y0), w.x0))
 
 
@@ -586,8 +611,8 @@ def _follow(table: Table, words: Sequence[Word], pos: int, n_pages: int
     """The problems of one table found at or after ``words[pos]``, and where it ends."""
     name = repr(table.caption[:60]) if table.caption else f"with headers {table.headers[:3]}"
     problems: list[str] = []
-    caption = table.caption.split()
-    heads = {h.split()[0] for h in table.headers if h.split()}
+    caption = [p for w in table.caption.split() for p in hyphen_parts(w)]
+    heads = {hyphen_parts(h.split()[0])[0] for h in table.headers if h.split()}
     at = _find_caption(words, caption, pos, heads) if caption else pos
     if at is None:
         # A caption as wide as its table is cut off with it: look for its start.
@@ -598,7 +623,8 @@ def _follow(table: Table, words: Sequence[Word], pos: int, n_pages: int
         problems.append(f"page {words[at].page + 1}: table {name}: caption cut off")
     if at >= len(words):
         return [f"table {name}: not found in the PDF"], pos
-    labels = [r.split() for r in table.rows if r.split()]
+    labels = [[part for w in r.split() for part in hyphen_parts(w)]
+              for r in table.rows if r.split()]
     start, page, row = at + len(caption), words[at].page, 0
     while True:
         end = next((i for i in range(start, len(words)) if words[i].page > page), len(words))

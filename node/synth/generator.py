@@ -3,8 +3,10 @@
 Rows are made in blocks of a fixed ``BLOCK_ROWS``; block ``b`` draws from its own
 generator seeded with ``[seed, country index, year, b]``, so the data values depend only on
 (country, year, rows, seed) and never on ``chunk_rows``, which only sets how many blocks are
-gathered into one Parquet row group. Memory is bounded by one chunk, so the US yearly
-volume (50 million rows) streams through in constant memory.
+gathered into one Parquet row group. The year counts twice: in the seed, and through the
+parameters, which ``trends.for_year`` moves from the 2025 calibration (volume, response
+times, bystander CPR, survival ...), so years differ by more than noise. Memory is bounded
+by one chunk, so the US yearly volume (50 million rows) streams through in constant memory.
 
 The file's schema has the names, order, types and field metadata of
 ``emsbench.model.input_schema()`` (every model column except the ones the node derives)
@@ -36,7 +38,7 @@ from emsbench.model import ENUMS, input_schema
 from node.synth import casemix
 from node.synth import clinical as cl
 from node.synth.arrest import arrest_block
-from node.synth.calibration import country_index, get_country
+from node.synth.calibration import country_index
 from node.synth.dispatch import (
     LEVELS,
     URBANICITY,
@@ -49,6 +51,7 @@ from node.synth.dispatch import (
 )
 from node.synth.draw import bools, chance, int32s, pick, strings, timestamps
 from node.synth.params import Country
+from node.synth.trends import country_for_year
 
 BLOCK_ROWS = 50_000  # part of the seed contract: changing it changes every file
 BAD_ROW_SHARE = 0.002  # half with patient_age 150, half with a null urgency_level
@@ -66,12 +69,12 @@ def generate(country: str, year: int, out: Path, rows: int | None = None, seed: 
              chunk_rows: int = 250_000,
              progress: Callable[[int, int], None] | None = None,
              case_mix: str | None = None) -> int:
-    """Write ``rows`` synthetic missions (default: the yearly volume) to ``out``; return rows.
+    """Write ``rows`` synthetic missions (default: the year's volume) to ``out``; return rows.
 
     The file appears at ``out`` only when complete (written to a sibling ``.part`` first).
     ``progress(rows_written, total)`` is called after each chunk.
     """
-    params = get_country(country)
+    params = country_for_year(country, year)
     mix = None if case_mix is None else casemix.case_mix(case_mix)
     total = params.volume if rows is None else rows
     if total < 0 or total >= 10**9:

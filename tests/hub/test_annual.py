@@ -175,8 +175,8 @@ def test_key_findings_name_the_designed_change_with_its_direction(
     views = indicator_views(history, YEAR, m, columns_of(history.year(YEAR).figures))
     found = findings(views, m, YEAR, 5)
     assert found and len({f.view.spec.id for f in found}) == len(found)  # one per indicator
-    zs = [f.z for f in found]
-    assert zs == sorted(zs, reverse=True)
+    keys = [(f.good is None, -f.z) for f in found]
+    assert keys == sorted(keys)  # better or worse first, then by standard errors
     norway = [f for f in found if f.country == "NO" and f.view.spec.id == "CA-SURV"]
     assert norway and norway[0].good is True and "improved from" in norway[0].text
     summary = html.split('id="summary"')[1].split("</section>")[0]

@@ -147,8 +147,8 @@ def test_destination_type(query: Query, country: str) -> None:
 def test_destination_mixes_are_distributions() -> None:
     for mix in cl._DESTINATION_MIX.values():
         assert len(mix) == len(cl.DESTINATIONS) and sum(mix) == pytest.approx(1.0)
-    for mix in cl._AVPU_MIX.values():
-        assert sum(mix) == pytest.approx(1.0)
+    for avpu_mix in cl._AVPU_MIX.values():
+        assert sum(avpu_mix) == pytest.approx(1.0)
     for by_avpu in cl._GCS_BY_AVPU:
         assert sum(by_avpu.values()) == pytest.approx(1.0)
     # unresponsive means GCS <= 8 (the NEMSQA reading of "GCS <= 8 or unresponsive")
