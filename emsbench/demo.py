@@ -429,7 +429,8 @@ def publish(out: Path, hub_config: Path, year: int,
     from hub.history import load_history
     from hub.jsonstat import jsonstat_path
     from hub.messages import LANGUAGES
-    from hub.report import export_csv, export_jsonstat, write_report
+    from hub.pdf import PdfError
+    from hub.report import ReportFiles, export_csv, export_jsonstat, write_report
     from hub.site import publish as publish_site
 
     cfg = load_hub_config(hub_config)
@@ -437,11 +438,19 @@ def publish(out: Path, hub_config: Path, year: int,
     for skipped, why in sorted(history.skipped.items()):
         say(f"  year {skipped} left out: {why}")
     reports = {}
+    pdf = True
     for lang in LANGUAGES:
         started = time.monotonic()
-        reports[lang] = write_report(history, year, cfg.public_dir / "report" / str(year) / lang,
-                                     lang, pdf=True)
-        say(f"  report ({lang}): HTML and PDF in {time.monotonic() - started:.1f} s")
+        folder = cfg.public_dir / "report" / str(year) / lang
+        try:
+            reports[lang] = write_report(history, year, folder, lang, pdf=pdf)
+        except PdfError as exc:  # no Chromium here: the HTML is written, say how to get the PDF
+            pdf = False
+            reports[lang] = ReportFiles(folder / "index.html", None)
+            say(f"  the PDF is not written: {exc}; then: emsbench hub report --config "
+                f"{hub_config} --year {year} --out {folder.parent}/<lang>")
+        say(f"  report ({lang}): {'HTML and PDF' if reports[lang].pdf else 'HTML'} in "
+            f"{time.monotonic() - started:.1f} s")
     started = time.monotonic()
     site = publish_site(history, cfg.public_dir)
     say(f"  public site: {len(site.pages)} pages in {time.monotonic() - started:.1f} s")

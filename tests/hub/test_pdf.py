@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hub.messages import Messages
-from hub.pdf import html_to_pdf
+from hub.pdf import PdfError, html_to_pdf
 from hub.report import ReportFiles, write_report
 from tests.browser import (
     check_pages,
@@ -149,3 +149,14 @@ def test_the_report_loads_cleanly_in_a_browser(report: Path, tmp_path: Path) -> 
     [check] = check_pages([report], tmp_path / "shots")
     assert check.problems == []
     assert check.screenshot is not None and check.screenshot.stat().st_size > 10_000
+
+
+def test_without_a_browser_the_html_is_written_and_the_error_says_what_to_do(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo and ``hub report`` rely on this: the HTML is written before the PDF is
+    tried, and a missing Chromium is a PdfError naming the fix."""
+    monkeypatch.setenv("EMSBENCH_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    with pytest.raises(PdfError, match="is not an executable file"):
+        write_report(fixture_history(years=(YEAR,)), YEAR, tmp_path / "r", pdf=True)
+    assert (tmp_path / "r" / "index.html").stat().st_size > 10_000
+    assert not list((tmp_path / "r").glob("*.pdf"))
