@@ -111,18 +111,14 @@ def _publish(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     """Re-verify every stored envelope: signature, key validity when received, content."""
     from hub.ledger import recheck
-    from hub.source import SourceError, open_source
+    from hub.source import SourceError, read_records
     from hub.trust import TrustError, TrustRegistry
 
     cfg = _config(args)
     try:
         catalogues = cfg.catalogues()
         trust = TrustRegistry.load(cfg.trust_registry)
-        source = open_source(cfg)
-        try:
-            records = source.records()
-        finally:
-            source.close()
+        records = read_records(cfg)
     except (ValueError, SourceError, TrustError) as exc:
         raise CommandError(str(exc)) from exc
     bad = 0

@@ -23,7 +23,7 @@ from hub.catalogues import Catalogues
 from hub.config import HubConfig
 from hub.ledger import PeriodView, period_view
 from hub.merge import merge
-from hub.source import open_source
+from hub.source import read_records
 from hub.trust import TrustRegistry
 
 
@@ -95,11 +95,7 @@ def load_history(cfg: HubConfig) -> History:
     """Every year of the hub's database (or running hub), re-verified and merged."""
     catalogues = cfg.catalogues()
     trust = TrustRegistry.load(cfg.trust_registry)
-    source = open_source(cfg)
-    try:
-        records = source.records()
-    finally:
-        source.close()
+    records = read_records(cfg)
     policy = cfg.policy.policy()
     years = sorted({r.year for r in records})
     return history_of((period_view(records, y, trust, catalogues, policy) for y in years),

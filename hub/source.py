@@ -85,14 +85,19 @@ def open_source(cfg: HubConfig) -> RecordSource:
         return HubClient(f"http://{host}:{cfg.port}", token)
 
 
+def read_records(cfg: HubConfig, year: int | None = None) -> list[Record]:
+    """The stored revisions (of ``year``, or all) from the database or the running hub."""
+    source = open_source(cfg)
+    try:
+        return source.records(year)
+    finally:
+        source.close()
+
+
 def load_period(cfg: HubConfig, year: int) -> tuple[PeriodView, Catalogues]:
     """The standing revisions of ``year``, re-verified, and the catalogue releases they were
     judged by."""
     catalogues = cfg.catalogues()
     trust = TrustRegistry.load(cfg.trust_registry)
-    source = open_source(cfg)
-    try:
-        records = source.records(year)
-    finally:
-        source.close()
+    records = read_records(cfg, year)
     return period_view(records, year, trust, catalogues, cfg.policy.policy()), catalogues

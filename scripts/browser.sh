@@ -64,20 +64,11 @@ if ! command -v apt-get >/dev/null; then
   exit 1
 fi
 
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-export DEBIAN_FRONTEND=noninteractive
 # Only what is missing: naming an installed package would upgrade it as a side effect.
 read -ra packages <<<"$need"
-install=(apt-get install -y -qq --no-install-recommends "${packages[@]}")
-# A fresh machine may have no package lists yet: update only if the install fails.
-if ! "${SUDO[@]}" "${install[@]}" >"$log" 2>&1; then
-  if ! { "${SUDO[@]}" apt-get update -qq && "${SUDO[@]}" "${install[@]}"; } >"$log" 2>&1; then
-    echo "browser.sh: installing $need failed:" >&2
-    tail -n 20 "$log" >&2
-    exit 1
-  fi
-fi
+# shellcheck source=apt-install.sh
+. "$(dirname "$0")/apt-install.sh"
+apt_install browser.sh "${packages[@]}"
 have_chromium || { echo "browser.sh: installed, but no chromium on PATH" >&2; exit 1; }
 have_poppler || { echo "browser.sh: installed, but pdfinfo/pdftoppm/pdftotext missing" >&2
                   exit 1; }

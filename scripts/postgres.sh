@@ -40,23 +40,14 @@ if ! have_server; then
     echo "postgres.sh: no apt-get here; install the PostgreSQL server (initdb, pg_ctl) by hand" >&2
     exit 1
   fi
-  log=$(mktemp)
-  trap 'rm -f "$log"' EXIT
   # No default cluster: the package would otherwise create and start "main" on port 5432,
   # a server nobody uses (the tests run their own throwaway clusters).
   "${SUDO[@]}" mkdir -p /etc/postgresql-common/createcluster.d
   echo "create_main_cluster = false" \
     | "${SUDO[@]}" tee /etc/postgresql-common/createcluster.d/emsbench.conf >/dev/null
-  export DEBIAN_FRONTEND=noninteractive
-  install=(apt-get install -y -qq --no-install-recommends postgresql)
-  # A fresh machine may have no package lists yet: update only if the install fails.
-  if ! "${SUDO[@]}" "${install[@]}" >"$log" 2>&1; then
-    if ! { "${SUDO[@]}" apt-get update -qq && "${SUDO[@]}" "${install[@]}"; } >"$log" 2>&1; then
-      echo "postgres.sh: installing PostgreSQL failed:" >&2
-      tail -n 20 "$log" >&2
-      exit 1
-    fi
-  fi
+  # shellcheck source=apt-install.sh
+  . "$(dirname "$0")/apt-install.sh"
+  apt_install postgres.sh postgresql
   have_server || { echo "postgres.sh: installed, but no /usr/lib/postgresql/*/bin/initdb" >&2; exit 1; }
 fi
 

@@ -317,7 +317,8 @@ def test_footer_names_time_software_and_spec_versions(html: str) -> None:
     assert f"emsbench {__version__}" in footer
     definitions = html.split('<table class="definitions">')[1].split("</table>")[0]
     for spec in fixture_specs():
-        assert f"{spec.id} <span class=\"n\">version {spec.version}</span>" in definitions
+        assert (f"<span class=\"id\">{spec.id}</span> <span class=\"n\">version {spec.version}"
+                "</span>") in definitions
 
 
 def test_provenance_rows() -> None:
