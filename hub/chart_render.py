@@ -154,6 +154,23 @@ def _domain(values: Sequence[float], percent: bool) -> list[float]:
     return [lo, hi]
 
 
+def _focus(values: Sequence[float], intervals: Sequence[tuple[float | None, float | None]]
+           ) -> list[float]:
+    """What the value axis must show: every value, and each interval end within reach of
+    them. Reach is the larger of the values' own spread and the median interval's width:
+    one country's interval many times wider than the rest (a tiny stratum, or a quantile
+    interval running into the open last bin) would otherwise flatten every other line into
+    the axis. An end beyond reach is drawn cut at the axis (the scale clamps); the table
+    beside the chart gives it whole."""
+    if not values:
+        return []
+    lo, hi = min(values), max(values)
+    widths = sorted(h - low for low, h in intervals if low is not None and h is not None)
+    reach = max(hi - lo, widths[len(widths) // 2] if widths else 0.0)
+    ends = [e for pair in intervals for e in pair if e is not None]
+    return [*values, *(min(max(e, lo - reach), hi + reach) for e in ends)]
+
+
 def _number(value: float, lang: str) -> str:
     """A short number as the axis would print it ("99.8" / "99,8")."""
     text = f"{value:g}"

@@ -44,6 +44,7 @@ from hub.chart_render import (
     _colour_scale,
     _domain,
     _finite,
+    _focus,
     _labels,
     _legend,
     _number,
@@ -220,11 +221,13 @@ def forest_svg(points: Sequence[Point], *, title: str, axis_title: str,
         {"group": p.group, "series": p.series, "label": p.series_label, "value": p.value,
          "low": p.low if _finite(p.low) else None, "high": p.high if _finite(p.high) else None,
          "pooled": p.series == POOLED} for p in shown]
-    extent = [v for p in shown for v in (p.value, p.low, p.high) if v is not None and _finite(v)]
+    extent = _focus([p.value for p in shown if p.value is not None and _finite(p.value)],
+                    [(p.low if _finite(p.low) else None, p.high if _finite(p.high) else None)
+                     for p in shown])
     if reference is not None:
         extent.append(reference)  # the axis always shows it
     x_scale = alt.Scale(domain=_domain(extent, percent_axis), nice=True, zero=False,
-                        clamp=percent_axis)
+                        clamp=True)  # an interval beyond the axis is cut at its end
     y = alt.Y("group:N", scale=alt.Scale(domain=groups, paddingInner=_GROUP_GAP,
                                                 paddingOuter=_GROUP_MARGIN),
               axis=alt.Axis(title=None, labelLimit=_GROUP_LABEL_PX, labelFontWeight="bold",
@@ -431,7 +434,8 @@ def trend_svg(series: Sequence[TrendSeries], *, title: str, axis_title: str,
     dodge = _DODGE_PX * (span + 2 * pad) / (WIDTH - 100)  # in years: ~5 px on the axis
     order = list(labels)
     rows: list[dict[str, Any]] = []
-    extent: list[float] = []
+    shown: list[float] = []
+    intervals: list[tuple[float | None, float | None]] = []
     for s in series:
         shift = (order.index(s.series) - (len(order) - 1) / 2) * dodge
         values = {p.year: p for p in s.points}
@@ -444,8 +448,9 @@ def trend_svg(series: Sequence[TrendSeries], *, title: str, axis_title: str,
                          "high": p.high if p is not None and value is not None
                          and _finite(p.high) else None,
                          "pooled": s.series == POOLED})
-            extent += [v for v in (rows[-1]["value"], rows[-1]["low"], rows[-1]["high"])
-                       if v is not None]
+            if value is not None:
+                shown.append(value)
+                intervals.append((rows[-1]["low"], rows[-1]["high"]))
     x = alt.X("x:Q", title=None, scale=alt.Scale(domain=[first - pad, last + pad], nice=False,
                                                  zero=False),
               # every year labelled, as a plain integer; slanted when there are many
@@ -453,7 +458,8 @@ def trend_svg(series: Sequence[TrendSeries], *, title: str, axis_title: str,
                             labelOverlap=False, labelAngle=-45 if len(axis_years) > 12 else 0,
                             labelAlign="right" if len(axis_years) > 12 else "center"))
     y = alt.Y("value:Q", title=axis_title, axis=alt.Axis(grid=True), scale=alt.Scale(
-        domain=_domain(extent, percent_axis), nice=True, zero=False, clamp=percent_axis))
+        domain=_domain(_focus(shown, intervals), percent_axis), nice=True, zero=False,
+        clamp=True))  # an interval beyond the axis is cut at its end
     colour = alt.Color("label:N", scale=_colour_scale(labels), title=None,
                        legend=_legend(list(labels.values()), left=60))
     width = alt.condition("datum.pooled", alt.value(2.5), alt.value(1.5))

@@ -618,3 +618,23 @@ def test_a_long_title_wraps_instead_of_being_clipped() -> None:
 
 def test_the_suite_checks_every_chart_against_the_vega_lite_schema() -> None:
     assert charts.VALIDATE  # tests/conftest.py: a spec altair rejects fails the test drawing it
+
+
+def test_one_very_wide_interval_does_not_flatten_the_others() -> None:
+    """Finding (the demo's report): Iceland's median response time interval ran into the
+    open bin (to 240 min), so the trend axis went to 240 and every line lay flat on it."""
+    years = [2023, 2024, 2025]
+    series = [TrendSeries(c, c, [TrendPoint(y, 10.0 + i + 0.3 * (y - 2023), 9.5 + i,
+                                            10.5 + i + 0.3 * (y - 2023)) for y in years])
+              for i, c in enumerate(("NO", "SE", "DK"))]
+    series.append(TrendSeries("IS", "IS", [TrendPoint(2023, 9.0, 8.0, 10.0),
+                                           TrendPoint(2024, 11.0, 0.0, 240.0),
+                                           TrendPoint(2025, 9.5, 8.0, 11.0)]))
+    root = parse(trend_svg(series, title="T", axis_title="min", years=years))
+    numbers = [number(t) for a in axes(root) for t, *_ in a if not re.fullmatch(r"\d{4}", t)]
+    assert max(numbers) < 30 and min(numbers) > -20  # not 0-240
+    points = [Point("g", c, c, v, lo, hi) for c, v, lo, hi in (
+        ("NO", 50.0, 45.0, 55.0), ("SE", 55.0, 50.0, 60.0), ("IS", 40.0, 0.0, 190.0))]
+    root = parse(forest_svg(points, title="F", axis_title="per 100k"))
+    numbers = [number(t) for a in axes(root) for t, *_ in a if re.fullmatch(r"[\d.]+", t)]
+    assert max(numbers) < 100
