@@ -23,7 +23,9 @@ def describe(config: HubConfig) -> str:
             f"  submissions: POST {config.url}/v1/submissions\n"
             f"  database:    {config.database}\n"
             f"  trust:       {config.trust_registry}\n"
-            f"  specs:       {specs}\n")
+            f"  specs:       {specs}\n"
+            f"  public site: {config.url}/public/ (from {config.public_dir}; "
+            "`emsbench hub publish` writes it)\n")
 
 
 def serve(config_path: Path) -> None:
