@@ -236,13 +236,11 @@ def headline_figure(view: IndicatorView, country: str) -> Figure | None:
     return None
 
 
-def fmt_change(c: Change, unit: str, decimals: int) -> str:
-    """'+1.2 (0.4 to 2.0)' in the figure's unit (percentage points for shares)."""
-    sign = "+" if c.diff > 0 else "−" if c.diff < 0 else "±"
+def fmt_change(c: Change, decimals: int, m: Messages) -> str:
+    """'+1.2 (0.4 – 2.0)' in the figure's unit (percentage points for shares), in ``m``'s
+    number format."""
     places = max(decimals, 1)
-
-    def num(x: float) -> str:
-        return f"{x:.{places}f}".replace("-", "−")
-
-    return f"{sign}{abs(c.diff):.{places}f} ({num(c.low)} – {num(c.high)})" if math.isfinite(
-        c.low) else f"{sign}{abs(c.diff):.{places}f}"
+    diff = m.number(c.diff, places, signed=True)
+    if not (math.isfinite(c.low) and math.isfinite(c.high)):
+        return diff
+    return f"{diff} ({m.number(c.low, places)} – {m.number(c.high, places)})"

@@ -52,6 +52,15 @@ class Messages:
     def has(self, key: str) -> bool:
         return key in catalogue(self.lang)
 
+    def number(self, value: float | None, places: int = 1, signed: bool = False) -> str:
+        """``value`` with ``places`` decimals, this language's decimal sign and a real minus
+        sign ("−1.5"; "−1,5" in Norwegian); ``signed`` shows "+" on a positive value; None
+        is "–"."""
+        if value is None:
+            return "–"
+        text = f"{value:+.{places}f}" if signed else f"{value:.{places}f}"
+        return text.replace("-", "−").replace(".", self("format.decimal"))
+
     def country(self, code: str) -> str:
         key = f"country.{code}"
         return self(key) if self.has(key) else code

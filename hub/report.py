@@ -40,9 +40,7 @@ from hub.sections import (  # noqa: F401 (re-exported: the exports read these la
     UNIT_TEXT,
     bins_note,
     build_sections,
-    fmt_bare,
     fmt_count,
-    fmt_value,
     stratum_text,
 )
 from hub.summary import findings, key_statistics, urgency_mix_svg
@@ -62,15 +60,16 @@ def environment(m: Messages) -> jinja2.Environment:
                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     suffix = {u: m(f"unit.suffix.{u}") for u in UNIT_TEXT}
     env.filters["value"] = lambda v, unit, places=1: (
-        "–" if v is None else f"{v:.{places}f}{suffix.get(unit, '')}")
+        "–" if v is None else f"{m.number(v, places)}{suffix.get(unit, '')}")
     env.filters["count"] = fmt_count
-    env.filters["bare"] = fmt_bare
+    env.filters["bare"] = lambda v, places=1: m.number(v, places)
+    env.filters["signed"] = lambda v, places=1: m.number(v, places, signed=True)
     env.filters["basis"] = lambda f, spec: (
         m("measure.rate_basis", events=fmt_count(f.numerator), persons=fmt_count(f.denominator))
         if spec.unit in ("per_1000", "per_100k") else kind_of(spec).basis(f, fmt_count))
 
     def change(c: Change, spec: Any) -> str:
-        return fmt_change(c, spec.unit, c.now.decimals)
+        return fmt_change(c, c.now.decimals, m)
 
     env.filters["change"] = change
     return env

@@ -25,8 +25,6 @@ COUNTRY_NAMES = {"NO": "Norway", "SE": "Sweden", "DK": "Denmark", "FI": "Finland
                  "IS": "Iceland", NORDIC: "Nordic pooled", "US": "United States"}
 UNIT_TEXT = {"percent": "percent", "minutes": "minutes", "per_1000": "per 1 000 inhabitants",
              "per_100k": "per 100 000 inhabitants", "ratio": "observed / expected"}
-UNIT_SUFFIX = {"percent": " %", "minutes": " min", "per_1000": " per 1,000",
-               "per_100k": " per 100k", "ratio": ""}
 
 
 @dataclass
@@ -97,14 +95,6 @@ def _endpoint(stratum: str) -> str:
 
 def measure_text(spec: IndicatorSpec) -> str:
     return kind_of(spec).measure_text(spec, UNIT_TEXT[spec.unit])
-
-
-def fmt_value(value: float | None, unit: str, places: int = 1) -> str:
-    return "–" if value is None else f"{value:.{places}f}{UNIT_SUFFIX.get(unit, '')}"
-
-
-def fmt_bare(value: float | None, places: int = 1) -> str:
-    return "–" if value is None else f"{value:.{places}f}"
 
 
 def bins_note(spec: IndicatorSpec) -> str:

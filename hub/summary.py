@@ -59,8 +59,8 @@ def _good(direction: str, diff: float) -> bool | None:
     return None
 
 
-def _fmt(v: float | None, f: Figure) -> str:
-    return "–" if v is None else f"{v:.{f.decimals}f}"
+def _fmt(v: float | None, f: Figure, m: Messages) -> str:
+    return m.number(v, f.decimals)
 
 
 def findings(views: Sequence[IndicatorView], m: Messages, year: int, limit: int
@@ -78,9 +78,9 @@ def findings(views: Sequence[IndicatorView], m: Messages, year: int, limit: int
             verb = m("summary.up" if c.diff > 0 else "summary.down") if good is None else m(
                 "summary.better" if good else "summary.worse")
             text = m("summary.change_finding", country=t.label, indicator=spec.title,
-                     group=group, verb=verb, before=_fmt(c.before.value, c.before),
-                     now=_fmt(c.now.value, c.now), year_before=c.before.year, year=year,
-                     change=fmt_change(c, spec.unit, c.now.decimals),
+                     group=group, verb=verb, before=_fmt(c.before.value, c.before, m),
+                     now=_fmt(c.now.value, c.now, m), year_before=c.before.year, year=year,
+                     change=fmt_change(c, c.now.decimals, m),
                      unit=m(f"unit.{spec.unit}"))
             found.append(Finding(v, t.country, text, good, c.z))
         for t in v.trend_lines:
@@ -93,10 +93,10 @@ def findings(views: Sequence[IndicatorView], m: Messages, year: int, limit: int
             verb = m("summary.higher" if f.diff > 0 else "summary.lower") if good is None else m(
                 "summary.better_than" if good else "summary.worse_than")
             text = m("summary.rest_finding", country=t.label, indicator=spec.title,
-                     group=group, verb=verb, value=_fmt(f.value, f),
-                     diff=f"{f.diff:+.{max(f.decimals, 1)}f}".replace("-", "−"),
-                     low=f"{f.diff_low:.{max(f.decimals, 1)}f}".replace("-", "−"),
-                     high=f"{f.diff_high:.{max(f.decimals, 1)}f}".replace("-", "−"))
+                     group=group, verb=verb, value=_fmt(f.value, f, m),
+                     diff=m.number(f.diff, max(f.decimals, 1), signed=True),
+                     low=m.number(f.diff_low, max(f.decimals, 1)),
+                     high=m.number(f.diff_high, max(f.decimals, 1)))
             found.append(Finding(v, t.country, text, good, abs(f.diff) / se if se else 0.0))
     # Better or worse comes before a descriptive rise or fall (urgency mix, volume): a
     # director reads the first lines as what went well or badly.

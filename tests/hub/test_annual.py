@@ -217,9 +217,13 @@ def test_norwegian_report_has_no_english_fixed_text(html: str, html_nb: str) -> 
                     and "{" not in t]
     leaked = [t for t in english_only if t.replace("'", "&#39;") in html_nb]
     assert leaked == []
-    # the same figures in both languages
+    # the same figures in both languages, with a decimal comma in Norwegian
     nums = re.compile(r'<span class="v">([^<]+)<')
-    assert nums.findall(html) == nums.findall(html_nb)
+    en_values, nb_values = nums.findall(html), nums.findall(html_nb)
+    assert any("," in v for v in nb_values) and not any("." in v for v in nb_values)
+    assert [v.replace(",", ".") for v in nb_values] == en_values
+    assert Messages("nb").number(-1.25, 2) == "−1,25"
+    assert Messages("en").number(3, 1, signed=True) == "+3.0"
 
 
 def test_one_year_alone_says_there_is_no_trend_yet(tmp_path: Path) -> None:
