@@ -34,15 +34,7 @@ from hub.layout import layout
 from hub.ledger import PeriodView
 from hub.merge import COUNTRY_ORDER, NORDIC, Figure, country_key, merge
 from hub.messages import Messages
-from hub.sections import (  # noqa: F401 (re-exported: the exports read these labels)
-    COUNTRY_NAMES,
-    ENDPOINT_KEY,
-    UNIT_TEXT,
-    bins_note,
-    build_sections,
-    fmt_count,
-    stratum_text,
-)
+from hub.sections import UNIT_TEXT, fmt_count
 from hub.summary import findings, key_statistics, urgency_mix_svg
 
 
@@ -62,6 +54,7 @@ def environment(m: Messages) -> jinja2.Environment:
     env.filters["value"] = lambda v, unit, places=1: (
         "–" if v is None else f"{m.number(v, places)}{suffix.get(unit, '')}")
     env.filters["count"] = fmt_count
+    env.filters["country"] = m.country
     env.filters["bare"] = lambda v, places=1: m.number(v, places)
     env.filters["signed"] = lambda v, places=1: m.number(v, places, signed=True)
     env.filters["basis"] = lambda f, spec: (

@@ -58,7 +58,7 @@ class RatioTable:
     has its own reference population, the countries with released cases in it."""
 
     label: str
-    reference: str
+    reference: list[str]  # the reference countries' codes
     lines: list[RatioLine]
 
 
@@ -208,6 +208,5 @@ def ratio_tables(figures: Sequence[Figure], columns: Sequence[str],
         if not lines:
             continue
         reference = [f.country for f in found if f.country != NORDIC and f.countries]
-        tables.append(RatioTable(label(stratum, ""),
-                                 ", ".join(COUNTRY_NAMES.get(c, c) for c in reference), lines))
+        tables.append(RatioTable(label(stratum, ""), reference, lines))
     return tables

@@ -45,7 +45,7 @@ from emsbench.specs import (
 )
 from emsbench.stats import histogram_quantile, quantile_rank_interval, spread_runs, type7_quantile
 from emsbench.wire import BinRun, Cell
-from hub.report import bins_note
+from hub.sections import bins_note
 
 SPECS = {s.id: s for s in load_specs() if s.type == "distribution"}
 RESP_P90, RESP_MED = SPECS["RESP-P90"], SPECS["RESP-MED"]

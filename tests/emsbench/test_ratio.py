@@ -395,6 +395,9 @@ def test_report_shows_the_adjusted_comparison(tmp_path: Path) -> None:
         assert f"{f.value:.2f}" in html
         assert f"{100 * f.numerator / f.denominator:.1f} %" in html
     assert "Indirect standardisation" in html and "stroke-dasharray" in html
+    norsk = render_report(History(Catalogues.of([spec]), [Year(PeriodView(2025), figures)]),
+                          2025, "nb")
+    assert "Forventet ut fra de samlede ratene for Norge, Sverige" in norsk  # names translated
 
 
 def test_casemix_generator_keeps_other_columns(tmp_path: Path) -> None:
