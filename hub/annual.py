@@ -172,7 +172,7 @@ def _trend(spec: IndicatorSpec, history: History, year: int, heads: dict[str, st
         stratum = heads.get(c)
         if stratum is None:
             continue
-        series = [f for f in history.series(spec.id, stratum, c, until=year)]
+        series = history.series(spec.id, stratum, c, until=year)
         now = [f for f in series if f.year == year and f.spec_version == spec.version]
         if not now:
             continue

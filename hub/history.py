@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from emsbench.figure import Figure
 from emsbench.stats import Z95, newcombe_difference
@@ -37,6 +38,14 @@ class Year:
     @property
     def year(self) -> int:
         return self.view.year
+
+    @cached_property
+    def by_key(self) -> dict[tuple[str, str, str], list[Figure]]:
+        """(indicator id, stratum, country) -> its figures (one per spec version shown)."""
+        out: dict[tuple[str, str, str], list[Figure]] = {}
+        for f in self.figures:
+            out.setdefault((f.indicator_id, f.stratum, f.country), []).append(f)
+        return out
 
 
 @dataclass
@@ -67,8 +76,7 @@ class History:
         for y in self.years:
             if until is not None and y.year > until:
                 break
-            out += [f for f in y.figures if f.indicator_id == indicator_id
-                    and f.stratum == stratum and f.country == country]
+            out += y.by_key.get((indicator_id, stratum, country), [])
         return out
 
 
