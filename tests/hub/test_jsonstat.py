@@ -13,7 +13,6 @@ import importlib.util
 import itertools
 import json
 import sys
-from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
@@ -27,6 +26,7 @@ from hub.export import COLUMNS, write_csv
 from hub.jsonstat import TOTAL, dumps_jsonstat, jsonstat_path, to_jsonstat, write_jsonstat
 from hub.merge import Figure
 from hub.report import export_csv, export_jsonstat
+from tests.hub.test_export import figure  # one figure factory for the export tests
 
 SCHEMA = json.loads((Path(__file__).parent / "data" / "jsonstat-2.0.schema.json")
                     .read_text(encoding="utf-8"))
@@ -157,14 +157,6 @@ def test_the_report_fixture_round_trips_through_json_stat(tmp_path: Path) -> Non
     assert rt["dimension"]["metric"]["category"]["unit"]["value"] == {
         "label": "minutes", "decimals": 0}
     assert all(isinstance(v, int) for v in rt["value"] if v is not None)
-
-
-def figure(**changes: Any) -> Figure:
-    base = Figure(indicator_id="CA-ROSC", spec_version="1.0.0", unit="percent", country="NO",
-                  year=2025, stratum="urgency_level=U1", numerator=30, denominator=100,
-                  value=30.0, ci_low=21.9, ci_high=39.6, suppressed=False, n_countries=1,
-                  countries=("NO",))
-    return replace(base, **changes)
 
 
 def edge_figures() -> list[Figure]:
