@@ -51,4 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m emsbench.cli`: this module runs as __main__, but the commands raise the
+    # CommandError of emsbench.cli, so run that module's main, which catches it.
+    from emsbench.cli import main as module_main
+
+    sys.exit(module_main())

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,7 @@ def _open(envelope: Any, payload_type: str) -> tuple[bytes, list[Any]]:
     return payload, sigs
 
 
-def _verified(sigs: list[Any], trusted: dict[str, Ed25519PublicKey], payload_type: str,
+def _verified(sigs: list[Any], trusted: Mapping[str, Ed25519PublicKey], payload_type: str,
               payload: bytes) -> tuple[list[str], bool]:
     """Ids of the trusted keys whose signatures verify, in order (repeats kept), and
     whether any signature was by a trusted key at all."""
@@ -161,7 +162,7 @@ def _verified(sigs: list[Any], trusted: dict[str, Ed25519PublicKey], payload_typ
     return good, known
 
 
-def verify(envelope: Any, trusted: dict[str, Ed25519PublicKey],
+def verify(envelope: Any, trusted: Mapping[str, Ed25519PublicKey],
            payload_type: str = PAYLOAD_TYPE) -> tuple[bytes, str]:
     """Verify an envelope against trusted keys (keyid → key).
 
@@ -191,7 +192,7 @@ def add_signature(envelope: dict[str, Any], key: KeyPair,
                                                  "sig": base64.b64encode(sig).decode("ascii")}]}
 
 
-def verify_all(envelope: Any, trusted: dict[str, Ed25519PublicKey],
+def verify_all(envelope: Any, trusted: Mapping[str, Ed25519PublicKey],
                payload_type: str = PAYLOAD_TYPE) -> tuple[bytes, set[str]]:
     """The payload and the distinct trusted keys whose signatures verify (a key counts
     once however often it signed; possibly none)."""

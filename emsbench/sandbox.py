@@ -1,19 +1,21 @@
 """Sandboxed DuckDB: where indicator SQL runs.
 
-A sandbox is an in-memory DuckDB connection that first receives the mission table, then has
-external access switched off and its configuration locked. After that no statement can read
-or write files, attach databases, or install or load extensions, so a spec cannot move rows
-anywhere; the only way out of the node is the aggregate the engine reads back. A memory limit
-(set before the lock) and a time limit per query bound what any spec can cost. What a spec
-may say at all is decided before any of this, by the closed language of
-``emsbench.spec_language``; validation and the node open their sandboxes with this one
-function.
+A sandbox is an in-memory DuckDB connection that first receives the mission table (or a
+view reading the node's input), then has external access switched off and its
+configuration locked. After that no statement can write files, attach databases, or
+install or load extensions, and the only files it can read are the ones named before the
+lock (``readable``: the node's input and working folder), so a spec cannot move rows
+anywhere; the only way out of the node is the aggregate the engine reads back. A memory
+limit and a spill folder (set before the lock) and a time limit per query bound what any
+spec can cost. What a spec may say at all is decided before any of this, by the closed
+language of ``emsbench.spec_language``, which names no file and no table; validation and
+the node open their sandboxes with this one function.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import duckdb
@@ -37,25 +39,29 @@ QUERY_TIMEOUT_SECONDS = 600.0
 
 
 def open_sandbox(load: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
-                 *, threads: int | None = None, database: Path | None = None,
-                 memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
-    """Open a connection, let ``load`` create table ``missions``, then lock it down.
+                 *, threads: int | None = None, memory_limit: str = MEMORY_LIMIT,
+                 spill: Path | None = None, readable: Sequence[Path] = (),
+                 readable_folders: Sequence[Path] = ()) -> duckdb.DuckDBPyConnection:
+    """Open a connection, let ``load`` create ``missions``, then lock it down.
 
     ``load`` runs before the lock, so it may read the node's input file, and must create
     ``missions`` (a table or view); without it an empty ``missions`` table with the model's
-    columns is created (for checking specs).
-    ``database`` is a file for the working data (the caller deletes it afterwards): DuckDB
-    then keeps only what it works on in memory, so memory does not grow with the rows.
+    columns is created (for checking specs). ``readable`` files and ``readable_folders``
+    stay readable after the lock (a view over the input reads it when queried); nothing
+    else does. Past ``memory_limit`` DuckDB spills to ``spill`` (the caller deletes it).
     """
-    con = duckdb.connect(str(database) if database else ":memory:")
-    if database:
-        # The file is scratch space thrown away after the run: writing a checkpoint of the
-        # whole table on close would double the I/O and the memory for nothing.
-        con.execute("PRAGMA disable_checkpoint_on_shutdown")
-        con.execute("SET checkpoint_threshold = '1TB'")
+    con = duckdb.connect(":memory:")
     con.execute("SET enable_progress_bar = false")
-    # Set before the lock, so no spec can raise it; with a file, DuckDB spills past it.
-    con.execute(f"SET memory_limit = '{memory_limit}'")
+    # Set before the lock, so no spec can raise them.
+    con.execute(f"SET memory_limit = {_text(memory_limit)}")
+    if spill is not None:
+        spill.mkdir(parents=True, exist_ok=True, mode=0o700)
+        con.execute(f"SET temp_directory = {_text(str(spill))}")
+    if readable:
+        con.execute(f"SET allowed_paths = [{', '.join(_text(str(p)) for p in readable)}]")
+    if readable_folders:
+        con.execute("SET allowed_directories = ["
+                    + ", ".join(_text(str(p)) for p in readable_folders) + "]")
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
     if threads:
@@ -68,6 +74,10 @@ def open_sandbox(load: Callable[[duckdb.DuckDBPyConnection], None] | None = None
         load(con)
     lock(con)
     return con
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def lock(con: duckdb.DuckDBPyConnection) -> None:

@@ -155,14 +155,16 @@ def _check(node: dict[str, Any], columns: set[str]) -> Iterator[str]:
         yield from _check(child, columns)
 
 
-def expression_problems(expr: str) -> list[str]:
-    """Why ``expr`` is not in the spec language (empty: it is)."""
+def expression_problems(expr: str, columns: set[str] | None = None) -> list[str]:
+    """Why ``expr`` is not in the spec language (empty: it is); ``columns``: the columns it
+    may name (default: the common model's)."""
     if ";" in expr or "--" in expr or "/*" in expr:
         return ["must be one SQL expression: ';' and comments are not allowed"]
     tree = _tree(expr)
     if isinstance(tree, str):
         return [tree]
-    return list(dict.fromkeys(_check(tree, set(model.columns()))))  # unique, in order
+    allowed = set(model.columns()) if columns is None else columns
+    return list(dict.fromkeys(_check(tree, allowed)))  # unique, in order
 
 
 # Tokens of an expression, for its normal form: literals and quoted names kept verbatim,

@@ -3,14 +3,24 @@
 Relative paths resolve against the folder of the configuration file, so a node folder can
 be moved or copied as a whole. The audit log and the working folder default to
 ``audit.jsonl`` and ``work`` beside the configuration file.
+
+Besides ``[node]``, node.toml may hold ``[[schedule]]`` tables for ``emsbench node serve``
+(``Schedule``): each has a ``name`` (the deployment is ``node-<COUNTRY>-<name>``), a
+``cron`` of five fields, read in the node's time zone unless ``timezone`` says another, and
+the ``year`` it computes: ``"current"`` or ``"previous"`` (the calendar year of the run in
+the node's time zone, or the one before), a fixed year, or by default node.toml's own
+``year``. A run for another year reads ``data`` with ``{year}`` replaced by that year
+(``data = "exports/NO-{year}.csv"``; also in ``query``); every other key stays as written.
 """
 
 from __future__ import annotations
 
 import codecs
+import re
 import tomllib
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -27,14 +37,95 @@ from emsbench.files import toml_string
 from emsbench.kinds import Context
 from emsbench.wire import DataSource
 
-PATH_KEYS = ("data", "key", "outbox", "specs", "hub_key", "audit_log", "workdir", "release",
-             "approvers", "reports", "password_file", "population")
+PATH_KEYS = ("data", "key", "outbox", "specs", "hub_key", "audit_log", "workdir", "spill",
+             "release", "approvers", "reports", "password_file", "population")
 DEFAULT_AUDIT_LOG = Path("audit.jsonl")
 DEFAULT_WORKDIR = Path("work")
 DEFAULT_REPORTS = Path("reports")
 # The time zone a country's centres record local times in, when node.toml does not say.
 COUNTRY_TIME_ZONES = {"NO": "Europe/Oslo", "SE": "Europe/Stockholm", "DK": "Europe/Copenhagen",
                       "FI": "Europe/Helsinki", "IS": "Atlantic/Reykjavik"}
+
+
+YEAR_WORDS = ("current", "previous")
+# The year a run computes: node.toml's (None), "current", "previous" or a given year.
+YearChoice = int | Literal["current", "previous"] | None
+SCHEDULE_NAME = r"[a-z0-9][a-z0-9-]{0,39}"
+
+
+class Schedule(BaseModel):
+    """One ``[[schedule]]`` table: when ``emsbench node serve`` runs the node, and for which
+    year (the flow's ``year`` parameter)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Names the deployment node-<COUNTRY>-<name>, e.g. monthly")
+    cron: str = Field(description="When: minute hour day-of-month month day-of-week, e.g. "
+                      "'0 6 2 * *' (06:00 on the 2nd of every month)")
+    year: YearChoice = Field(
+        None, description="The year a run computes: 'current', 'previous' (in the node's "
+        "time zone, when the run starts), a year, or by default node.toml's year")
+    timezone: str = Field("", description="IANA time zone the cron is read in; default the "
+                          "node's (Europe/Oslo for NO ...)")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(SCHEDULE_NAME, v):
+            raise ValueError(f"{v!r}: use 1 to 40 lower-case letters, digits and dashes, "
+                             "starting with a letter or digit (it names the deployment)")
+        return v
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        fields = v.split()
+        if len(fields) != 5 and not (len(fields) == 1 and v.strip().startswith("@")):
+            raise ValueError(f"{v!r} is not a cron expression of five fields (minute hour "
+                             "day-of-month month day-of-week), e.g. '0 6 2 * *' for 06:00 on "
+                             "the 2nd of every month")
+        from prefect.schedules import Cron  # the rules the Prefect server schedules by
+
+        try:
+            Cron(" ".join(fields))
+        except ValueError:
+            raise ValueError(f"{v!r} is not a valid cron expression (minute 0-59, hour 0-23, "
+                             "day 1-31, month 1-12 or jan-dec, day of week 0-6 or sun-sat)"
+                             ) from None
+        return " ".join(fields)
+
+    @field_validator("year", mode="before")
+    @classmethod
+    def _year(cls, v: Any) -> Any:
+        if v is None or v in YEAR_WORDS or (
+                type(v) is int and 1990 <= v <= 2100):  # a bool is no year
+            return v
+        raise ValueError(f"{v!r}: use \"current\", \"previous\" or a year from 1990 to 2100")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        if v:
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {v!r}; use an IANA name such as "
+                                 "Europe/Oslo") from None
+        return v
+
+
+def resolve_year(year: YearChoice | str, own: int, time_zone: str,
+                 now: datetime | None = None) -> int:
+    """The year a run computes: ``own`` (node.toml's) for None, the calendar year in
+    ``time_zone`` for "current" and the one before for "previous", else ``year``."""
+    if year is None:
+        return own
+    if year in YEAR_WORDS:
+        today = (now or datetime.now(ZoneInfo(time_zone))).astimezone(ZoneInfo(time_zone))
+        return today.year - (year == "previous")
+    if type(year) is not int:  # a bool is no year
+        raise ValueError(f"year {year!r}: use \"current\", \"previous\" or a year")
+    return year
 
 
 class NodeConfig(BaseModel):
@@ -60,6 +151,11 @@ class NodeConfig(BaseModel):
     approvers: Path | None = Field(None, description="The approvers file: their keys and how "
                                    "many must sign a release")
     threads: int = Field(0, ge=0, description="DuckDB threads; 0 = all cores")
+    memory_limit: str = Field("512MB", pattern=r"^[0-9]+(\.[0-9]+)? ?([KMGT]i?B)$",
+                              description="Most memory DuckDB may hold while validating and "
+                              "computing (e.g. '512MB', '2GB'); past it, it spills to disk")
+    spill: Path | None = Field(None, description="Folder DuckDB spills to past memory_limit "
+                               "(default: inside workdir, removed after every run)")
     audit_log: Path = Field(DEFAULT_AUDIT_LOG, description="The node's hash-chained log")
     workdir: Path = Field(DEFAULT_WORKDIR, description="Scratch folder for the working "
                           "database (0700, emptied after every run)")
@@ -94,6 +190,8 @@ class NodeConfig(BaseModel):
                                     "format (country,year,region,age_band,sex,persons,source; "
                                     "the rows of this country, year and region 'national'); "
                                     "default the shipped reference data")
+    schedules: tuple[Schedule, ...] = Field((), description="The [[schedule]] tables: when "
+                                            "`emsbench node serve` runs the node")
 
     @model_validator(mode="before")
     @classmethod
@@ -190,6 +288,16 @@ class NodeConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _schedule_names(self) -> NodeConfig:
+        names = [s.name for s in self.schedules]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"more than one [[schedule]] is named {', '.join(twice)}: each "
+                             f"needs its own name (it names the deployment node-"
+                             f"{self.country}-<name>)")
+        return self
+
+    @model_validator(mode="after")
     def _hub_key_with_url(self) -> NodeConfig:
         # Without the hub's key a receipt proves nothing, so a node that sends must have it.
         if self.hub_url and self.hub_key is None:
@@ -199,8 +307,10 @@ class NodeConfig(BaseModel):
         return self
 
 
-def load_node_config(path: Path) -> NodeConfig:
-    """Read ``node.toml`` (section ``[node]``); errors say which key is wrong."""
+def load_node_config(path: Path, year: YearChoice = None) -> NodeConfig:
+    """Read ``node.toml`` (section ``[node]``, tables ``[[schedule]]``); errors say which key
+    is wrong. ``year`` ("current", "previous" or a year) overrides node.toml's own, and
+    ``{year}`` in ``data`` and ``query`` is replaced by the year the config is for."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -210,6 +320,15 @@ def load_node_config(path: Path) -> NodeConfig:
     section = raw.get("node")
     if not isinstance(section, dict):
         raise ValueError(f"{path} needs a [node] section")
+    unknown = sorted(set(raw) - {"node", "schedule"})
+    if unknown:
+        raise ValueError(f"{path}: unknown table(s) {', '.join(unknown)}; node.toml holds "
+                         "[node] and [[schedule]] tables")
+    if "schedule" in raw:
+        schedules = raw["schedule"]
+        if not isinstance(schedules, list) or not all(isinstance(s, dict) for s in schedules):
+            raise ValueError(f"{path}: write each schedule as a [[schedule]] table")
+        section["schedules"] = schedules
     from node.adapters.postgres import is_url
 
     base = path.resolve().parent
@@ -225,12 +344,40 @@ def load_node_config(path: Path) -> NodeConfig:
         elif value == "" and key in ("specs", "hub_key", "password_file",
                                      "population"):  # TOML has no null
             section.pop(key)
+    cfg = _validate(path, _for_year(section, section.get("year")))
+    if year is None:
+        return cfg
+    return _validate(path, _for_year(section, resolve_year(year, cfg.year, cfg.time_zone)))
+
+
+def _for_year(section: dict[str, Any], year: Any) -> dict[str, Any]:
+    """The section for ``year``: that year, and ``{year}`` in data and query replaced."""
+    if type(year) is not int:  # left for validation to report
+        return section
+    out = {**section, "year": year}
+    for key in ("data", "query"):
+        value = out.get(key)
+        if isinstance(value, str | Path) and "{year}" in str(value):
+            text = str(value).replace("{year}", str(year))
+            out[key] = Path(text) if isinstance(value, Path) else text
+    return out
+
+
+def _validate(path: Path, section: dict[str, Any]) -> NodeConfig:
     try:
         return NodeConfig.model_validate(section)
     except ValidationError as exc:
         lines = []
         for e in exc.errors():
-            where = ".".join(map(str, e["loc"]))
+            loc = list(e["loc"])
+            if loc[:1] == ["schedules"] and len(loc) > 1 and isinstance(loc[1], int):
+                # "schedule 2 (annual): cron: ..." rather than "schedules.1.cron: ..."
+                entry = section["schedules"][loc[1]]
+                name = entry.get("name") if isinstance(entry, dict) else None
+                head = f"schedule {loc[1] + 1}" + (f" ({name})" if name else "")
+                where = " ".join([head, ".".join(map(str, loc[2:]))]).strip()
+            else:
+                where = ".".join(map(str, loc))
             msg = e["msg"].removeprefix("Value error, ")
             lines.append(f"{where}: {msg}" if where else msg)
         raise ValueError(f"invalid node config {path}:\n  " + "\n  ".join(lines)) from exc
@@ -275,6 +422,10 @@ def write_node_config(path: Path, cfg: NodeConfig) -> None:
     """Write a config file (used by the demo); paths are written as given."""
     lines = ["[node]"]
     for key, value in cfg.model_dump().items():
-        if value is not None:
+        if value is not None and key != "schedules":
             lines.append(f"{key} = {_toml_value(value)}")
+    for schedule in cfg.schedules:
+        lines += ["", "[[schedule]]"] + [f"{key} = {_toml_value(value)}" for key, value
+                                         in schedule.model_dump().items() if value != ""
+                                         and value is not None]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

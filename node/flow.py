@@ -13,7 +13,15 @@ fails does not fail the flow: its outcome says so, and the signed document stays
 in the outbox for ``emsbench node send`` to deliver later.
 
 Without ``PREFECT_API_URL`` Prefect runs on a temporary embedded server; with it, the runs
-appear in that server's UI.
+appear in that server's UI. ``emsbench node serve`` (``node.serve``) deploys ``node_flow``
+on the schedules of node.toml, each with its ``year``.
+
+A run is named ``node-<COUNTRY>-<YEAR>`` (``run_name``) once its config is read, and
+``node-<COUNTRY>-<YEAR>-r<REVISION>`` once it has signed that revision (the revision is
+only certain then, under the outbox lock; reading every document in the outbox twice to
+guess it sooner would cost more than a small run). Few tasks, and ``opaque`` around large
+inputs (Prefect would otherwise walk every spec and cell of them for each task), keep a
+run's fixed cost low.
 """
 
 from __future__ import annotations
@@ -21,23 +29,24 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import duckdb
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.context import TaskRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.settings import temporary_settings
 from prefect.states import Completed
+from prefect.utilities.annotations import opaque
 
 from emsbench.kinds import Context
 from emsbench.release import check_release
 from emsbench.specs import IndicatorSpec, load_specs
 from emsbench.wire import IndicatorResult, Receipt, Submission
 from node import submission as sub
-from node.config import NodeConfig, load_node_config, node_context
+from node.config import NodeConfig, YearChoice, load_node_config, node_context
 from node.console import say
 from node.delivery import HubUnavailable, Outcome, attempt
 from node.ingest import IngestReport, InputError, open_missions
@@ -47,6 +56,7 @@ from node.quality_report import markdown, warnings, write_quality_report
 from node.receipt import load_hub_key
 from node.workspace import workspace
 
+T = TypeVar("T")
 RETRIES = 4
 RETRY_DELAYS: list[float] = [1, 2, 4, 8]  # seconds before retry 1, 2, 3, 4
 RETRY_AFTER_CAP = 30.0  # an overloaded hub's Retry-After is honoured up to this many seconds
@@ -66,13 +76,50 @@ class NodeResult:
         return self.delivery.receipt if self.delivery else None
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What a run knows before it reads a row."""
+
+    cfg: NodeConfig
+    specs: list[IndicatorSpec]
+    ctx: Context
+
+
+def run_name(country: str, year: int, revision: int | None = None) -> str:
+    """The flow run's name in the Prefect UI: ``node-NO-2025``, and ``node-NO-2025-r3``
+    once it has signed revision 3."""
+    return f"node-{country}-{year}" + (f"-r{revision}" if revision is not None else "")
+
+
+def _whole(value: T) -> T:
+    """``value`` as a task input Prefect takes as it is, without walking into every spec,
+    cell or count in it (which costs more than the task for a small node)."""
+    return cast(T, opaque(value))
+
+
+def _name_run(name: str) -> None:
+    """Rename the current flow run (a deployment's run starts with a generated name)."""
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.flow_run is None or ctx.flow_run.name == name:
+        return
+    ctx.client.set_flow_run_name(ctx.flow_run.id, name)
+    ctx.flow_run.name = name
+
+
 @task(name="load-config", cache_policy=NO_CACHE, persist_result=False)
 def load_config_task(path: Path) -> NodeConfig:
     return load_node_config(path)
 
 
-@task(name="load-specs", cache_policy=NO_CACHE, persist_result=False)
-def load_specs_task(cfg: NodeConfig) -> list[IndicatorSpec]:
+@task(name="prepare", cache_policy=NO_CACHE, persist_result=False)
+def prepare_task(config_path: Path, year: YearChoice = None) -> Prepared:
+    """The config for the year asked, the specs (checked against the signed release) and
+    the official population: one task, not one each."""
+    cfg = load_node_config(config_path, year)
+    return Prepared(cfg, _checked_specs(cfg), _context(cfg))
+
+
+def _checked_specs(cfg: NodeConfig) -> list[IndicatorSpec]:
     specs = load_specs(cfg.specs)
     if cfg.release is None or cfg.approvers is None:
         get_run_logger().warning("no signed catalogue release configured (release, "
@@ -98,7 +145,8 @@ def read_task(cfg: NodeConfig, workdir: Path, specs: list[IndicatorSpec]
     con, report = open_missions(cfg.data, cfg.year, workdir, threads=cfg.threads or None,
                                 timezone=cfg.time_zone, encoding=cfg.encoding or None,
                                 required=strata, fmt=cfg.format, progress=say,
-                                rejects=cfg.reports / f"rejects-{cfg.year}.csv")
+                                rejects=cfg.reports / f"rejects-{cfg.year}.csv",
+                                memory_limit=cfg.memory_limit, spill=cfg.spill)
     say(f"  {report.rows_read:,} rows read, {report.rows_accepted:,} accepted")
     log = get_run_logger()
     log.info("%s: %d rows read, %d accepted, rejected by reason: %s", cfg.data.name,
@@ -133,8 +181,7 @@ def read_task(cfg: NodeConfig, workdir: Path, specs: list[IndicatorSpec]
     return con, report
 
 
-@task(name="load-population", cache_policy=NO_CACHE, persist_result=False)
-def context_task(cfg: NodeConfig) -> Context:
+def _context(cfg: NodeConfig) -> Context:
     """Country, year and the official population rates divide by (node.toml key
     ``population``, else the shipped reference data), before any row is read."""
     ctx = node_context(cfg)
@@ -239,21 +286,22 @@ def deliver_task(path: Path, cfg: NodeConfig) -> Outcome:
 
 
 @flow(name="emsbench-node", log_prints=True)
-def node_flow(config_path: Path) -> Any:
+def node_flow(config_path: Path, year: YearChoice = None) -> Any:
     """Returns a ``NodeResult``, in a state named "Completed with warnings" when reading
     the data found something the operator should look at (the Prefect UI shows the name
-    and the data-quality artifact)."""
-    cfg = load_config_task(config_path)
-    specs = load_specs_task(cfg)
-    ctx = context_task(cfg)
+    and the data-quality artifact). ``year`` overrides node.toml's (``load_node_config``)."""
+    prep = prepare_task(config_path, year)
+    cfg, specs, ctx = prep.cfg, prep.specs, prep.ctx
+    _name_run(run_name(cfg.country, cfg.year))
     with workspace(cfg.workdir) as work:
         if work.removed:
             get_run_logger().warning("removed working files left in %s by a run that did "
                                      "not finish: %s", work.path, ", ".join(work.removed))
-        con, report = read_task(cfg, work.path, specs)
-        results = compute_task(con, specs, cfg.disclosure_threshold, ctx)
-    signed = sign_task(cfg, specs, report, results)
-    preview = preview_task(cfg, signed, report, results)
+        con, report = read_task(cfg, work.path, _whole(specs))
+        results = compute_task(con, _whole(specs), cfg.disclosure_threshold, ctx)
+    signed = sign_task(cfg, _whole(specs), _whole(report), _whole(results))
+    _name_run(run_name(cfg.country, cfg.year, signed.doc.revision))
+    preview = preview_task(cfg, _whole(signed), _whole(report), _whole(results))
     # Under review nothing leaves until the operator approves exactly these bytes.
     outcome = deliver_task(signed.path, cfg) if cfg.hub_url and not cfg.review else None
     if not isinstance(signed.doc, Submission):  # sign_task builds submissions only
@@ -285,14 +333,11 @@ def _quiet_heartbeat() -> Any:
     return temporary_settings(updates={"flows.heartbeat_frequency": None})  # type: ignore[dict-item]
 
 
-def run_node(config_path: Path) -> NodeResult:
-    """Compute, sign and (with a hub) deliver this period's submission."""
-    cfg = load_node_config(Path(config_path))
-    # Runs named by country and year, so the Prefect UI of a machine with several nodes
-    # (or many runs) says which is which.
-    named = node_flow.with_options(flow_run_name=f"node-{cfg.country}-{cfg.year}")
+def run_node(config_path: Path, year: YearChoice = None) -> NodeResult:
+    """Compute, sign and (with a hub) deliver this period's submission (node.toml's year,
+    or ``year``: "current", "previous" or a year)."""
     with _quiet_heartbeat():
-        result = named(config_path)
+        result = node_flow(Path(config_path), year)
     if not isinstance(result, NodeResult):
         raise TypeError(f"the node flow returned {type(result).__name__}")
     return result

@@ -1,9 +1,16 @@
 """Read a country's mission file and validate it against the common model, damaging nothing
 silently.
 
-Validation is vectorised SQL in DuckDB, one pass over the input (``node.source`` opens it
-and matches its headers). Every value is checked against its column (parses as its type,
-in its code set, in its range); a value with an explicit UTC offset is converted to the
+Validation is vectorised SQL in DuckDB (``node.source`` opens the input and matches its
+headers), and nothing is copied: the sandbox's ``missions`` is a view that reads the input
+as a query runs, only the columns the query needs, and leaves out the rejected rows by
+their row numbers. A Parquet file is read where it is; any other input is staged once as a
+Parquet file in the working folder (``stage``), so every pass reads the same rows with the
+same numbers. ``ingest`` reads the input twice before the catalogue's own scan: once for
+the rows with a problem, once for the mission ids and months.
+
+Every value is checked against its column (parses as its type, in its code set, in its
+range); a value with an explicit UTC offset is converted to the
 centre's time zone, never cut off. Only the model's required fields reject a row (missing
 or failing, a call outside the reporting year, a mission id seen before in the file: the
 first occurrence is kept); a failing optional value becomes NULL and is counted. Accepted
@@ -20,17 +27,19 @@ column (``stroke_scale_done`` is true wherever a stroke scale result or type is 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
 
 from emsbench import model
-from emsbench.sandbox import open_sandbox
+from emsbench.sandbox import MEMORY_LIMIT, open_sandbox
 from node.console import watching
 from node.source import UTC_OFFSET, InputError, Source, literal, open_source, quote
+from node.workspace import WORK_DATABASE
 
 __all__ = ["InputError", "IngestReport", "ingest", "open_missions"]
 
@@ -57,6 +66,7 @@ class IngestReport:
     completeness: dict[str, int] = field(default_factory=dict)
     # per month of the call ("01".."12", "unknown"): (rows read, rows accepted)
     by_month: dict[str, tuple[int, int]] = field(default_factory=dict)
+    rejected_by_month: dict[str, int] = field(default_factory=dict)
 
 
 # Times in the order a mission happens: none may precede a recorded time before it.
@@ -64,6 +74,14 @@ TIME_CHAINS: tuple[tuple[str, ...], ...] = (
     ("call_ring_start", "call_answered"),
     ("call_received", "unit_notified", "unit_en_route", "arrived_scene", "at_patient",
      "left_scene", "at_destination"))
+# Each time against the latest recorded time before it in its chain (greatest() skips
+# NULLs), so a gap in the record does not hide a time that runs backwards.
+ORDER_PAIRS = [(chain[i], chain[:i]) for chain in TIME_CHAINS for i in range(1, len(chain))]
+
+
+def _final(col: str) -> str:
+    """A column's value in ``checked_sql``'s innermost projections (NULL if it failed)."""
+    return f"(CASE WHEN _w_{col} IS NULL THEN _t_{col} END)"
 
 
 def _typed(col: str, raw: str, source_type: str, tz: str) -> str:
@@ -84,17 +102,26 @@ def _typed(col: str, raw: str, source_type: str, tz: str) -> str:
         whens = " ".join(f"WHEN {literal(code.lower())} THEN {literal(code)}"
                          for code in model.ENUMS[col])
         text = f"CAST({raw} AS VARCHAR)"
-        return f"CASE lower(trim({text})) {whens} ELSE {text} END"
+        codes = ", ".join(literal(code) for code in model.ENUMS[col])
+        # A code as the code set writes it (nearly every value) is taken as it is; only
+        # the others are folded, which costs string work on every value.
+        return (f"CASE WHEN {text} IN ({codes}) THEN {text} "
+                f"ELSE (CASE lower(trim({text})) {whens} ELSE {text} END) END")
+    if source_type == target:
+        return raw  # a typed column cannot fail to parse as its own type
     return f"TRY_CAST({raw} AS {target})"
 
 
-def _why(col: str, raw: str, typed: str) -> str:
+def _why(col: str, raw: str, typed: str, source_type: str = "VARCHAR") -> str:
     """The first check ``raw`` fails, as ``reason:column``; NULL when it passes or is NULL."""
     whens = []
-    if model.duckdb_types()[col] != "VARCHAR":
+    target = model.duckdb_types()[col]
+    if target != "VARCHAR" and source_type != target:
         whens.append(f"WHEN ({typed}) IS NULL THEN 'unparseable:{col}'")
     if col in model.ENUMS:
         allowed = ", ".join(literal(v) for v in model.ENUMS[col])
+        if source_type == "VARCHAR":  # a code as written (nearly all): nothing to check
+            whens.append(f"WHEN {raw} IN ({allowed}) THEN NULL")
         whens.append(f"WHEN ({typed}) NOT IN ({allowed}) THEN 'invalid_code:{col}'")
     if col in model.RANGES:
         lo, hi = model.RANGES[col]
@@ -104,15 +131,31 @@ def _why(col: str, raw: str, typed: str) -> str:
     return f"CASE WHEN {raw} IS NULL THEN NULL {' '.join(whens)} END"
 
 
-def _row_number(source: Source) -> str:
-    """The input row number (1-based): Parquet says it for free; for other readers it is
-    counted in reading order (DuckDB keeps insertion order)."""
-    if source.sql.startswith("read_parquet("):
-        return "file_row_number + 1"
-    return "row_number() OVER ()"
+STAGED_FILE = f"{WORK_DATABASE}.input.parquet"
 
 
-def checked_sql(source: Source, source_types: dict[str, str], year: int, tz: str) -> str:
+def numbered(source: Source) -> str:
+    """The input with its row number ``_row`` (1-based), the same in every pass."""
+    if "file_row_number" not in source.sql:
+        raise ValueError("the input must be staged first: its rows have no stable number")
+    return f"SELECT file_row_number + 1 AS _row, * FROM {source.sql}"
+
+
+def stage(con: duckdb.DuckDBPyConnection, source: Source, workdir: Path) -> Source:
+    """The source as one that reads the same rows in the same order every time. A Parquet
+    file numbers its rows; a CSV file or a join of tables is written once, as read (DuckDB
+    keeps the reading order), to a Parquet file in the working folder, removed after the
+    run with the other working files (``node.workspace``)."""
+    if "file_row_number" in source.sql:
+        return source
+    staged = workdir / STAGED_FILE
+    con.execute(f"COPY (SELECT * FROM {source.sql}) TO {literal(str(staged))} "
+                "(FORMAT parquet, COMPRESSION zstd)")
+    return replace(source, sql=f"read_parquet({literal(str(staged))}, file_row_number = true)")
+
+
+def checked_sql(source: Source, source_types: dict[str, str], year: int, tz: str,
+                with_raw: bool = False) -> str:
     """One pass over the input, in three projections that DuckDB streams (nothing in them
     is stored but the last): each value typed once; why it fails its checks; then the final
     value (NULL where an optional value failed), the row's reject reason (a required field
@@ -129,9 +172,9 @@ def checked_sql(source: Source, source_types: dict[str, str], year: int, tz: str
         raw = quote(header)
         typed_cols.append(f"{_typed(col, raw, source_types[header], tz)} AS _t_{col}, "
                           f"{raw} AS _r_{col}")
-        why_cols.append(f"_t_{col}, _r_{col}, {_why(col, f'_r_{col}', f'_t_{col}')} AS _w_{col}")
+        why_cols.append(f"_t_{col}, _r_{col}, "
+                        f"{_why(col, f'_r_{col}', f'_t_{col}', source_types[header])} AS _w_{col}")
     required = [c for c in model.input_columns() if model.is_required(c)]
-    optional = [c for c in model.input_columns() if not model.is_required(c)]
     outside = f"year(_t_call_received) <> {int(year)}"
     reason = "CASE " + " ".join(
         [f"WHEN _w_{c} IS NOT NULL THEN _w_{c} WHEN _t_{c} IS NULL THEN 'missing:{c}'"
@@ -142,16 +185,83 @@ def checked_sql(source: Source, source_types: dict[str, str], year: int, tz: str
     value = "CASE " + " ".join(
         [f"WHEN _w_{c} IS NOT NULL THEN CAST(_r_{c} AS VARCHAR)" for c in required]
         + [f"WHEN {outside} THEN CAST(_t_call_received AS VARCHAR)"]) + " END"
-    nulled = "list_filter([" + ", ".join(
-        f"CASE WHEN _w_{c} IS NOT NULL THEN {{'c': '{c}', 'r': _w_{c}, "
-        f"'v': CAST(_r_{c} AS VARCHAR)}} END" for c in optional) + "], lambda x: x IS NOT NULL)"
+    # Optional values that can fail a check: passed through for the rejects file's list
+    # (``issues_sql``), which is built only for the rows that need it.
+    nullable = _nullable(source, source_types)
+    any_nulled = " OR ".join(f"_w_{c} IS NOT NULL" for c in nullable) or "false"
     final = ", ".join(f"CASE WHEN _w_{c} IS NULL THEN _t_{c} END AS {c}"
                       for c in model.input_columns())
+    passed = "".join(f", _w_{c}, _r_{c}" for c in nullable)
+    if with_raw:  # every raw value, for the issues table's list of columns with a value
+        passed += "".join(f", _r_{c} AS _raw_{c}" for c in model.input_columns())
+    # Accepted rows whose times run backwards are counted from the issues table too.
+    any_order = " OR ".join(f"coalesce({_final(t)} < greatest({', '.join(map(_final, before))}), "
+                            "false)" for t, before in ORDER_PAIRS)
+    passed += f", ({any_order}) AS _any_order"
     return (f"SELECT _row, {final}, {reason} AS _reject_reason, {column} AS _reject_column, "
-            f"{value} AS _reject_value, {nulled} AS _nulled FROM ("
+            f"{value} AS _reject_value, ({any_nulled}) AS _any_nulled{passed} FROM ("
             f"SELECT {', '.join(why_cols)} FROM ("
             f"SELECT {', '.join(typed_cols)} FROM ("
-            f"SELECT {_row_number(source)} AS _row, * FROM {source.sql})))")
+            f"{numbered(source)})))")
+
+
+def values_sql(source: Source, source_types: dict[str, str], tz: str) -> str:
+    """Every input column's value as the checks leave it (NULL where it fails one), with
+    ``_row``, in one light projection for the passes over accepted rows: the same values as
+    ``checked_sql``'s, without the reasons (a test holds the two equal)."""
+    types = model.duckdb_types()
+    cols = ["_row"]
+    for col in model.input_columns():
+        header = source.columns.get(col)
+        if header is None:
+            cols.append(f"CAST(NULL AS {types[col]}) AS {col}")
+            continue
+        raw, kind = quote(header), source_types[header]
+        if col in model.ENUMS:
+            text = raw if kind == "VARCHAR" else f"CAST({raw} AS VARCHAR)"
+            codes = ", ".join(literal(c) for c in model.ENUMS[col])
+            folded = " ".join(f"WHEN {literal(c.lower())} THEN {literal(c)}"
+                              for c in model.ENUMS[col])
+            cols.append(f"CASE WHEN {raw} IS NULL THEN NULL WHEN {text} IN ({codes}) "
+                        f"THEN {text} ELSE (CASE lower(trim({text})) {folded} END) END AS {col}")
+            continue
+        typed = _typed(col, raw, kind, tz)
+        if col in model.RANGES:
+            lo, hi = model.RANGES[col]
+            cols.append(f"CASE WHEN ({typed}) BETWEEN {lo} AND {hi} THEN ({typed}) END AS {col}")
+        else:
+            cols.append(f"{typed} AS {col}")
+    return f"SELECT {', '.join(cols)} FROM ({numbered(source)})"
+
+
+def _nullable(source: Source, source_types: dict[str, str]) -> list[str]:
+    """Optional input columns whose values can fail a check (and be set to empty)."""
+    return [c for c in model.input_columns() if not model.is_required(c)
+            and c in source.columns
+            and _why(c, "x", "x", source_types[source.columns[c]]) != "NULL"]
+
+
+def issues_sql(source: Source, source_types: dict[str, str], year: int, tz: str,
+               where: str = "_reject_reason IS NOT NULL OR _any_nulled OR _any_order") -> str:
+    """The rows with something to say (rejected, an optional value set to empty, times out
+    of order): row number, mission id, month of the call, reject reason, column and raw
+    value; the values set to empty (column, reason, raw value) for the rejects file; the
+    times out of order; and the columns that hold a value (for completeness)."""
+    nulled = "list_filter([" + ", ".join(
+        f"CASE WHEN _w_{c} IS NOT NULL THEN {{'c': '{c}', 'r': _w_{c}, "
+        f"'v': CAST(_r_{c} AS VARCHAR)}} END" for c in _nullable(source, source_types)
+    ) + "], lambda x: x IS NOT NULL)"
+    order = "list_filter([" + ", ".join(
+        f"CASE WHEN {t} < greatest({', '.join(before)}) THEN '{t}' END"
+        for t, before in ORDER_PAIRS) + "], lambda x: x IS NOT NULL)"
+    present = "list_filter([" + ", ".join(
+        f"CASE WHEN _raw_{c} IS NOT NULL THEN '{c}' END" for c in model.input_columns()
+        if c in source.columns) + "], lambda x: x IS NOT NULL)"
+    # The filter sits in a query of its own, so the lists are built after it, for few rows.
+    return ("SELECT _row, mission_id, month(call_received) AS _month, _reject_reason, "
+            f"_reject_column, _reject_value, {nulled} AS _nulled, {order} AS _order, "
+            f"{present} AS _present FROM (SELECT * FROM "
+            f"({checked_sql(source, source_types, year, tz, with_raw=True)}) WHERE {where})")
 
 
 def missions_select() -> str:
@@ -166,11 +276,16 @@ def missions_select() -> str:
 def open_missions(path: Path, year: int, workdir: Path, threads: int | None = None, *,
                   timezone: str = "UTC", encoding: str | None = None,
                   required: tuple[str, ...] = (), rejects: Path | None = None,
-                  fmt: str = "common", progress: Callable[[str], None] | None = None
+                  fmt: str = "common", progress: Callable[[str], None] | None = None,
+                  memory_limit: str = MEMORY_LIMIT, spill: Path | None = None
                   ) -> tuple[duckdb.DuckDBPyConnection, IngestReport]:
-    """A locked sandbox holding the validated missions of ``path``, and the counts.
+    """A locked sandbox whose ``missions`` are the valid rows of ``path``, and the counts.
 
-    The working database is a file in ``workdir`` (deleted with that folder by the caller).
+    Nothing is copied: ``missions`` is a view that reads and checks the input as a query
+    runs (only the columns it needs), without the rows ``ingest`` rejected. The sandbox may
+    read the input and its working folder (``workdir``) and nothing else; past
+    ``memory_limit`` DuckDB spills to ``spill`` (default: a folder in ``workdir`` that
+    ``node.workspace`` removes).
     """
     holder: dict[str, IngestReport] = {}
 
@@ -179,8 +294,40 @@ def open_missions(path: Path, year: int, workdir: Path, threads: int | None = No
                                   workdir=workdir, required=required, rejects=rejects,
                                   fmt=fmt, progress=progress)
 
-    con = open_sandbox(load, threads=threads, database=workdir / "missions.duckdb")
+    is_file = isinstance(path, Path) and path.is_file()
+    folders = [workdir] + ([path] if isinstance(path, Path) and path.is_dir() else [])
+    con = open_sandbox(load, threads=threads, memory_limit=memory_limit,
+                       spill=spill or workdir / f"{WORK_DATABASE}.spill",
+                       readable=[path] if is_file else [], readable_folders=folders)
     return con, holder["report"]
+
+
+def filled_in_file(con: duckdb.DuckDBPyConnection, source: Source) -> dict[str, int]:
+    """Values present per model column in the whole input file, from the Parquet file's own
+    statistics (values minus nulls per column chunk), so nothing is read; a column whose
+    statistics lack null counts is counted."""
+    found = re.match(r"read_parquet\('((?:[^']|'')*)'", source.sql)
+    assert found, source.sql  # every source is a Parquet file by now (``stage``)
+    file = literal(found.group(1).replace("''", "'"))
+    stats = {str(name): (int(values), None if nulls is None else int(nulls))
+             for name, values, nulls in con.execute(
+                 "SELECT path_in_schema, sum(num_values), "
+                 "CASE WHEN count(*) FILTER (stats_null_count IS NULL) = 0 "
+                 "THEN sum(stats_null_count) END "
+                 f"FROM parquet_metadata({file}) GROUP BY ALL").fetchall()}
+    out, unknown = {}, []
+    for col, header in source.columns.items():
+        values, nulls = stats.get(header, (0, None))
+        if nulls is None:
+            unknown.append(col)
+        else:
+            out[col] = values - nulls
+    if unknown:
+        counted = con.execute("SELECT " + ", ".join(f"count({quote(source.columns[c])})"
+                                                    for c in unknown)
+                              + f" FROM {source.sql}").fetchall()[0]
+        out.update(zip(unknown, map(int, counted), strict=True))
+    return out
 
 
 def _write_rejects(con: duckdb.DuckDBPyConnection, path: Path, csv_lines: bool) -> None:
@@ -192,11 +339,11 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, path: Path, csv_lines: bool) 
         f'COPY (SELECT _row AS "row", {line} AS line, mission_id, c AS "column", r AS reason, '
         "v AS value, a AS action FROM ("
         "SELECT _row, mission_id, _reject_column AS c, _reject_reason AS r, "
-        "_reject_value AS v, 'row rejected' AS a FROM checked "
+        "_reject_value AS v, 'row rejected' AS a FROM _issues "
         "WHERE _reject_reason IS NOT NULL UNION ALL "
         "SELECT _row, mission_id, x.c, x.r, x.v, 'value set to empty' FROM ("
-        "SELECT _row, mission_id, unnest(_nulled) AS x FROM checked "
-        "WHERE _reject_reason IS NULL AND len(_nulled) > 0)) "
+        "SELECT _row, mission_id, unnest(_nulled) AS x FROM _issues "
+        "WHERE _reject_reason IS NULL)) "
         f"ORDER BY _row, c) TO {literal(str(path))} (HEADER, DELIMITER ',')")
     path.chmod(0o600)
 
@@ -206,70 +353,124 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, year: int, *, timezone: s
            required: tuple[str, ...] = (), rejects: Path | None = None,
            fmt: str = "common", progress: Callable[[str], None] | None = None
            ) -> IngestReport:
-    """Load ``path`` into ``con``; the valid rows, and nothing else, are the table
-    ``missions``. Return what was rejected, set to NULL and found out of order.
+    """Make ``missions`` in ``con`` the valid rows of ``path`` (a view: nothing is copied)
+    and return what was rejected and set to NULL, and what the accepted rows hold
+    (completeness, times out of order, rows per month).
 
-    Runs before the sandbox is locked (it is the only step that reads a file).
+    Runs before the sandbox is locked. Two passes read the input, and neither stores it:
+    one finds every row with something to say (rejected, a value set to empty, times out of
+    order: a narrow table of them, usually small); one reads the accepted rows' mission ids
+    and call times, for duplicates and rows per month. Completeness is the file's own count
+    of values (Parquet statistics) less those of rejected rows and values set to empty.
     """
     if workdir is None:
         workdir = path.parent
-    source = open_source(con, path, encoding=encoding, workdir=workdir, required=required,
-                         fmt=fmt)
+    source = stage(con, open_source(con, path, encoding=encoding, workdir=workdir,
+                                    required=required, fmt=fmt), workdir)
     types = {str(r[0]): str(r[1])
              for r in con.execute(f"DESCRIBE SELECT * FROM {source.sql}").fetchall()}
     watch = (watching(con, f"reading and validating {path.name}", progress) if progress
              else nullcontext())
     try:
         with watch:
-            con.execute(f"CREATE TABLE checked AS SELECT {missions_select()}, _row, "
-                        "_reject_reason, "
-                        "_reject_column, _reject_value, _nulled "
-                        f"FROM ({checked_sql(source, types, year, timezone)})")
+            con.execute("CREATE TEMP TABLE _issues AS "
+                        + issues_sql(source, types, year, timezone))
+            total = _count(con, f"SELECT count(*) FROM ({numbered(source)})")
+            months = _mark_duplicates(con, source, types, year, timezone)
+            in_file = filled_in_file(con, source)
     except duckdb.Error as exc:
         raise InputError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
-    # A mission id seen before in the file: the first accepted occurrence is kept. A narrow
-    # pass over the stored table (a window over the whole row would buffer every column).
-    con.execute("UPDATE checked SET _reject_reason = 'duplicate:mission_id', "
-                "_reject_column = 'mission_id', _reject_value = mission_id "
-                "WHERE _row IN (SELECT _row FROM (SELECT _row, row_number() OVER "
-                "(PARTITION BY mission_id ORDER BY _row) AS n FROM checked "
-                "WHERE _reject_reason IS NULL) WHERE n > 1)")
-    counts = con.execute("SELECT _reject_reason, count(*) FROM checked GROUP BY ALL").fetchall()
-    by_reason = {str(r): int(n) for r, n in counts if r is not None}
-    accepted = sum(int(n) for r, n in counts if r is None)
-    nulled = {str(why): int(n) for why, n in con.execute(
-        "SELECT x.r, count(*) FROM (SELECT unnest(_nulled) AS x FROM checked "
-        "WHERE _reject_reason IS NULL AND len(_nulled) > 0) GROUP BY ALL").fetchall()}
-    # Each time against the latest recorded time before it in its chain (greatest() skips
-    # NULLs), so a gap in the record does not hide a time that runs backwards.
-    pairs = [(chain[i], chain[:i]) for chain in TIME_CHAINS for i in range(1, len(chain))]
-    order = con.execute("SELECT " + ", ".join(
-        f"count(*) FILTER ({t} < greatest({', '.join(before)}))" for t, before in pairs)
-        + " FROM checked WHERE _reject_reason IS NULL").fetchone() or ()
-    out_of_order = {f"{t} before an earlier step": int(n)
-                    for (t, _), n in zip(pairs, order, strict=True) if n}
-    filled = con.execute("SELECT " + ", ".join(f"count({c})" for c in model.input_columns())
-                         + " FROM checked WHERE _reject_reason IS NULL").fetchone() or ()
-    completeness = dict(zip(model.input_columns(), map(int, filled), strict=True))
-    months = con.execute("SELECT coalesce(strftime(call_received, '%m'), 'unknown') AS m, "
-                         "count(*), count(*) FILTER (_reject_reason IS NULL) FROM checked "
-                         "GROUP BY m ORDER BY m").fetchall()
+
+    def counted(sql: str) -> dict[str, int]:
+        return {str(k): int(n) for k, n in con.execute(sql).fetchall()}
+
+    rejected = "_reject_reason IS NOT NULL"
+    by_reason = counted(f"SELECT _reject_reason, count(*) FROM _issues WHERE {rejected} "
+                        "GROUP BY ALL")
+    rejected_months = {_month(m): n for m, n in counted(
+        f"SELECT _month, count(*) FROM _issues WHERE {rejected} GROUP BY ALL").items()}
+    duplicate_months = {_month(m): n for m, n in counted(
+        "SELECT _month, count(*) FROM _issues WHERE _reject_reason = 'duplicate:mission_id' "
+        "GROUP BY ALL").items()}
+    nulled = counted("SELECT x.r, count(*) FROM (SELECT unnest(_nulled) AS x FROM _issues "
+                     "WHERE _reject_reason IS NULL) GROUP BY ALL")
+    order = counted("SELECT x, count(*) FROM (SELECT unnest(_order) AS x FROM _issues "
+                    "WHERE _reject_reason IS NULL) GROUP BY ALL")
+    gone = counted(f"SELECT x, count(*) FROM (SELECT unnest(_present) AS x FROM _issues "
+                   f"WHERE {rejected}) GROUP BY ALL")
+    emptied = counted("SELECT x.c, count(*) FROM (SELECT unnest(_nulled) AS x FROM _issues "
+                      "WHERE _reject_reason IS NULL) GROUP BY ALL")
     if rejects is not None:
         _write_rejects(con, rejects, source.text_lines)
-    # The sandbox then holds the valid rows only, as table ``missions``: rejected rows are
-    # deleted, not hidden behind a view, so nothing a spec could reach holds them. (DELETE
-    # marks rows; it does not copy the table.)
-    con.execute("DELETE FROM checked WHERE _reject_reason IS NOT NULL")
-    for extra in ("_row", "_reject_reason", "_reject_column", "_reject_value", "_nulled"):
-        con.execute(f"ALTER TABLE checked DROP COLUMN {extra}")
-    con.execute("ALTER TABLE checked RENAME TO missions")
+    # Only the row numbers of rejected rows stay, and the view leaves them out: spec SQL
+    # (expressions over one row of ``missions``) cannot name another table.
+    con.execute(f"CREATE TEMP TABLE _excluded AS SELECT _row FROM _issues WHERE {rejected}")
+    con.execute("DROP TABLE _issues")
+    con.execute(f"CREATE TEMP VIEW missions AS SELECT {missions_select()} FROM "
+                f"(SELECT * FROM ({values_sql(source, types, timezone)}) "
+                "WHERE _row NOT IN (SELECT _row FROM _excluded))")
+    accepted = total - sum(by_reason.values())
+    months = {m: n - duplicate_months.get(m, 0) for m, n in months.items()}
+    if sum(months.values()) != accepted:  # one check that the two passes agree
+        raise RuntimeError(f"{sum(months.values()):,} accepted rows by month, "
+                           f"{accepted:,} in all")
     return IngestReport(
-        rows_read=accepted + sum(by_reason.values()), rows_accepted=accepted,
+        rows_read=total, rows_accepted=accepted,
         rejected_by_reason=dict(sorted(by_reason.items())),
         missing_optional_columns=tuple(c for c in model.input_columns()
                                        if c not in source.columns),
         ignored_columns=source.ignored, nulled_by_reason=dict(sorted(nulled.items())),
-        out_of_order=out_of_order,
+        out_of_order={f"{t} before an earlier step": n for t, _ in ORDER_PAIRS
+                      if (n := order.get(t, 0))},
         renamed_columns={h: c for c, h in source.columns.items() if h != c},
-        encoding=source.encoding, rejects_file=rejects, completeness=completeness,
-        by_month={str(m): (int(r), int(a)) for m, r, a in months})
+        encoding=source.encoding, rejects_file=rejects,
+        completeness={c: in_file.get(c, 0) - gone.get(c, 0) - emptied.get(c, 0)
+                      for c in model.input_columns()},
+        by_month={m: (months.get(m, 0) + rejected_months.get(m, 0), months.get(m, 0))
+                  for m in sorted(set(months) | set(rejected_months))},
+        rejected_by_month=dict(sorted(rejected_months.items())))
+
+
+def _month(m: object) -> str:
+    """A call's month as the report writes it: "01" … "12", or "unknown"."""
+    return "unknown" if m in (None, "None") else f"{int(str(m)):02d}"
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    return int(con.execute(sql).fetchall()[0][0])
+
+
+def _mark_duplicates(con: duckdb.DuckDBPyConnection, source: Source, types: dict[str, str],
+                     year: int, timezone: str) -> dict[str, int]:
+    """A mission id seen before among the accepted rows: the first occurrence is kept, the
+    others are rejected (``_issues``). Reads only the ids and call times of rows not yet
+    rejected; returns their number per month of the call (duplicates included). The rows
+    are looked at again only when there is a duplicate."""
+    def typed(col: str) -> str:
+        header = source.columns[col]
+        return _typed(col, quote(header), types[header], timezone)
+
+    accepted = (f"SELECT _row, {typed('mission_id')} AS mission_id, "
+                f"month({typed('call_received')}) AS _month FROM ({numbered(source)}) "
+                "WHERE _row NOT IN (SELECT _row FROM _issues WHERE _reject_reason IS NOT NULL)")
+    # One scan, two groupings: by id (kept only when it repeats) and by month.
+    con.execute("CREATE TEMP TABLE _counts AS SELECT grouping(mission_id) AS by_month, "
+                f"mission_id, _month, count(*) AS n FROM ({accepted}) "
+                "GROUP BY GROUPING SETS ((mission_id), (_month)) "
+                "HAVING count(*) > 1 OR grouping(mission_id) = 1")
+    months = {_month(m): int(n) for m, n in con.execute(
+        "SELECT _month, n FROM _counts WHERE by_month = 1").fetchall()}
+    if _count(con, "SELECT count(*) FROM _counts WHERE by_month = 0"):
+        con.execute("CREATE TEMP TABLE _dups AS SELECT _row FROM (SELECT _row, row_number() "
+                    f"OVER (PARTITION BY mission_id ORDER BY _row) AS n FROM ({accepted}) "
+                    "WHERE mission_id IN (SELECT mission_id FROM _counts WHERE by_month = 0)) "
+                    "WHERE n > 1")
+        con.execute("INSERT INTO _issues " + issues_sql(
+            source, types, year, timezone, where="_row IN (SELECT _row FROM _dups) "
+            "AND _row NOT IN (SELECT _row FROM _issues)"))
+        con.execute("UPDATE _issues SET _reject_reason = 'duplicate:mission_id', "
+                    "_reject_column = 'mission_id', _reject_value = mission_id "
+                    "WHERE _row IN (SELECT _row FROM _dups)")
+        con.execute("DROP TABLE _dups")
+    con.execute("DROP TABLE _counts")
+    return months

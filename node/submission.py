@@ -18,8 +18,8 @@ from typing import Any
 import duckdb
 
 from emsbench import __version__, dsse, model
+from emsbench.batch import compute_catalogue
 from emsbench.conformance import Policy, Problem, check_document
-from emsbench.engine import compute
 from emsbench.kinds import Context
 from emsbench.specs import IndicatorSpec, catalogue_sha256
 from emsbench.wire import (
@@ -60,12 +60,10 @@ def compute_all(con: duckdb.DuckDBPyConnection, specs: list[IndicatorSpec],
     """Every spec computed in the sandbox, with disclosure control applied; ``ctx``: the
     node's country, year and official population (for rates). The list returned is a
     ``node.suppression.Protected``: it also holds every suppression and its reason."""
-    raw = []
-    for i, spec in enumerate(specs, 1):
-        result = compute(con, spec, ctx=ctx)
-        raw.append(full_grid(result, spec, ctx))
-        if progress and (i % 10 == 0 or i == len(specs)):
-            progress(f"  computed {i} of {len(specs)} indicators")
+    results = compute_catalogue(con, specs, ctx=ctx)  # one scan (emsbench.batch)
+    raw = [full_grid(result, spec, ctx) for result, spec in zip(results, specs, strict=True)]
+    if progress:
+        progress(f"  computed {len(specs)} indicators in one scan")
     # Each kind's own rule, then secondary suppression across margins: indicators on one
     # population must not give each other's withheld counts away.
     return protect_release(raw, specs, threshold)

@@ -1,14 +1,17 @@
-"""The node's working folder: where the validated rows live during a run, and only then.
+"""The node's working folder: scratch files of a run, and only while it lasts.
 
-The working DuckDB file holds row-level data, so it must not outlive the run: the folder is
-private to the node's user (0700, also when it existed with looser permissions), whatever
-a crashed run left in it is removed when the next run starts (and named in the log), and
-the run's own files are removed when it ends, whether it succeeded or failed. The folder is
-locked for the run, so a second run cannot delete the first one's working file.
+A Parquet input is read where it is; an input in another form (CSV, NEMSIS tables, a
+national export, PostgreSQL) is staged once as a Parquet file here, and DuckDB spills here
+past its memory limit. Those files hold row-level data, so they must not outlive the run:
+the folder is private to the node's user (0700, also when it existed with looser
+permissions), whatever a crashed run left in it is removed when the next run starts (and
+named in the log), and the run's own files are removed when it ends, whether it succeeded
+or failed. The folder is locked for the run, so a second run cannot delete the first one's
+working files.
 
-Only the node's own working files (``missions.duckdb`` and DuckDB's companions to it, the
-write-ahead log and the spill folder) are ever removed: a ``workdir`` pointed at a folder
-holding anything else by mistake loses nothing else.
+Only the node's own working files (named ``missions.duckdb*``: the staged input and the
+spill folder) are ever removed: a ``workdir`` pointed at a folder holding anything else by
+mistake loses nothing else.
 """
 
 from __future__ import annotations

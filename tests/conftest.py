@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,11 @@ from emsbench.spec_cases import rows_to_table
 
 # No telemetry from the temporary Prefect servers the tests start (the network is closed).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# A Prefect home of the session's own, not ~/.prefect (what Prefect stores of failed tasks,
+# its memo store, a temporary server's database); set before anything imports Prefect.
+if not os.environ.get("PREFECT_HOME"):
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="emsbench-tests-prefect-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 # Every chart the tests draw is checked against the Vega-Lite schema (hub.chart_render skips it
 # outside the tests, where it is a third of a chart's time).
 os.environ.setdefault("EMSBENCH_VALIDATE_CHARTS", "1")

@@ -124,7 +124,7 @@ def _pooled_results(fed: Federation, countries: list[str], tmp: Path
         for key, n in population_by(country, YEAR).items():
             persons[key] = persons.get(key, 0) + n
     ctx = Context(None, YEAR, persons)
-    con = open_sandbox(lambda c: ingest(c, pooled, YEAR) and None)
+    con = open_sandbox(lambda c: ingest(c, pooled, YEAR) and None, readable=[pooled])
     try:
         return [compute(con, spec, ctx=ctx) for spec in load_specs()]
     finally:
@@ -155,7 +155,7 @@ def band_width(bins: Bins, value: float) -> float:
 def _values(path: Path, specs: list[IndicatorSpec]) -> dict[str, dict[str, np.ndarray]]:
     """Per distribution spec and stratum label, the spec's value of every case, straight from
     the rows (the spec's population and measure; no bins, no disclosure control)."""
-    con = open_sandbox(lambda c: ingest(c, path, YEAR) and None)
+    con = open_sandbox(lambda c: ingest(c, path, YEAR) and None, readable=[path])
     out: dict[str, dict[str, np.ndarray]] = {}
     try:
         for spec in specs:

@@ -73,6 +73,29 @@ def population_filter(spec: IndicatorSpec) -> str:
     return f"coalesce(({spec.population}), false)"
 
 
+@dataclass(frozen=True)
+class Partial:
+    """One additive aggregate of a spec over the rows (``emsbench.batch``): the count of
+    rows where every ``where`` term holds, or with ``value`` the count of each value it
+    takes on those rows."""
+
+    where: tuple[str, ...]
+    value: str | None = None
+
+
+def count_partials(spec: IndicatorSpec) -> tuple[Partial, ...]:
+    """The population's count and, with a numerator, the count of its cases."""
+    pop = population_filter(spec)
+    if spec.numerator is None:
+        return (Partial((pop,)),)
+    return (Partial((pop,)), Partial((pop, f"coalesce(({spec.numerator}), false)")))
+
+
+def strata_keys(spec: IndicatorSpec) -> tuple[str, ...]:
+    """The spec's strata as text; a missing value is its own stratum."""
+    return tuple(f"coalesce(CAST({s} AS VARCHAR), '{UNKNOWN}')" for s in spec.strata)
+
+
 class Kind(ABC):
     """One kind of indicator. Instances are stateless singletons (``emsbench.kinds.KINDS``)."""
 
@@ -111,7 +134,27 @@ class Kind(ABC):
 
     @abstractmethod
     def aggregate_sql(self, spec: IndicatorSpec, table: str) -> str:
-        """One aggregate query: strata columns ``s_i`` first, then the kind's counts."""
+        """The spec's meaning as one plain aggregate query: strata columns ``s_i`` first,
+        then the kind's counts. The node computes the same rows for the whole catalogue in
+        one scan (``emsbench.batch``); tests hold the two equal."""
+
+    def population(self, spec: IndicatorSpec) -> str:
+        """The term a row must satisfy to count at all."""
+        return population_filter(spec)
+
+    def keys(self, spec: IndicatorSpec) -> tuple[str, ...]:
+        """What the spec's rows are grouped by, as SQL: its strata."""
+        return strata_keys(spec)
+
+    def partials(self, spec: IndicatorSpec) -> tuple[Partial, ...]:
+        """The additive aggregates its figures come from, the population's count first."""
+        return count_partials(spec)
+
+    def rows(self, spec: IndicatorSpec, merged: Mapping[tuple[str, ...], Sequence[Any]],
+             con: Any) -> list[tuple[Any, ...]]:
+        """Rows shaped as ``aggregate_sql``'s, from the partials added up per stratum
+        (``con``: the sandbox, for a kind that needs DuckDB's arithmetic)."""
+        return [(*key, *values) for key, values in merged.items()]
 
     @abstractmethod
     def cells(self, spec: IndicatorSpec, rows: Sequence[tuple[Any, ...]],

@@ -42,6 +42,7 @@ from emsbench.kinds.base import (
     Kind,
     Loc,
     MarginKey,
+    Partial,
     Pool,
     Problem,
     Tally,
@@ -268,6 +269,33 @@ class Distribution(Kind):
                 f"{group_by(k, 'bin')}), "
                 f"q AS (SELECT {keys}quantile_cont(v, [{probs}]) AS qs FROM d{group_by(k)}) "
                 f"SELECT {keys}bin, n, qs FROM h {join}")
+
+    def partials(self, spec: IndicatorSpec) -> tuple[Partial, ...]:
+        # The count of each value: bins and exact quantiles both follow from it, and two
+        # specs on one distribution (median, 90th centile) share it.
+        assert spec.bins is not None
+        value = f"CAST(({spec.measure}) AS DOUBLE)"
+        return (Partial((population_filter(spec), f"{value} IS NOT NULL",
+                         f"{value} >= {spec.bins.start!r}"), value=value),)
+
+    def rows(self, spec: IndicatorSpec, merged: Mapping[tuple[str, ...], Sequence[Any]],
+             con: Any) -> list[tuple[Any, ...]]:
+        from emsbench.batch import exact_quantiles
+
+        assert spec.bins is not None
+        b = spec.bins
+        out: list[tuple[Any, ...]] = []
+        for key, (counts,) in merged.items():
+            if not counts:
+                continue
+            qs = exact_quantiles(con, counts, quantile_probs(spec))
+            hist: dict[int, int] = {}
+            for value, n in counts.items():
+                # As aggregate_sql bins: least(CAST(floor((v - start) / width) AS INT), count)
+                i = min(math.floor((value - b.start) / b.width), b.count)
+                hist[i] = hist.get(i, 0) + n
+            out += [(*key, i, n, qs) for i, n in sorted(hist.items())]
+        return out
 
     def cells(self, spec: IndicatorSpec, rows: Sequence[tuple[Any, ...]],
               ctx: Context) -> list[Cell]:

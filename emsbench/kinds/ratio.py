@@ -79,6 +79,7 @@ from emsbench.kinds.base import (
     Problem,
     is_small,
     population_filter,
+    strata_keys,
     strata_select,
 )
 from emsbench.kinds.share import pair_margin_counts, pair_problems, pair_wire_problem
@@ -106,17 +107,22 @@ def adjust_column(spec: IndicatorSpec, name: str) -> str | None:
     return text if text in model.ENUMS else None
 
 
-def adjust_select(spec: IndicatorSpec) -> str:
-    """Case-mix strata as text columns ``c_0, c_1…``; a missing value is ``unknown``."""
-    out = ""
-    for i, (name, expr) in enumerate((spec.adjust_for or {}).items()):
+def adjust_keys(spec: IndicatorSpec) -> tuple[str, ...]:
+    """Case-mix strata as text; a missing value is ``unknown``."""
+    out = []
+    for name, expr in (spec.adjust_for or {}).items():
         column = adjust_column(spec, name)
         if column is not None:
-            out += f"coalesce(CAST({column} AS VARCHAR), '{UNKNOWN}') AS c_{i}, "
+            out.append(f"coalesce(CAST({column} AS VARCHAR), '{UNKNOWN}')")
         else:
-            out += (f"CASE WHEN ({expr}) THEN 'true' WHEN NOT ({expr}) THEN 'false' "
-                    f"ELSE '{UNKNOWN}' END AS c_{i}, ")
-    return out
+            out.append(f"CASE WHEN ({expr}) THEN 'true' WHEN NOT ({expr}) THEN 'false' "
+                       f"ELSE '{UNKNOWN}' END")
+    return tuple(out)
+
+
+def adjust_select(spec: IndicatorSpec) -> str:
+    """Case-mix strata as text columns ``c_0, c_1…``."""
+    return "".join(f"{key} AS c_{i}, " for i, key in enumerate(adjust_keys(spec)))
 
 
 @lru_cache(maxsize=256)
@@ -261,6 +267,9 @@ class Ratio(Kind):
                 out.append((("adjust_for",), f"the grid of strata × case-mix strata has "
                             f"{cells:,} cells; a result holds at most {MAX_CELLS:,}"))
         return out
+
+    def keys(self, spec: IndicatorSpec) -> tuple[str, ...]:
+        return strata_keys(spec) + adjust_keys(spec)
 
     def aggregate_sql(self, spec: IndicatorSpec, table: str) -> str:
         keys = [f"s_{i}" for i in range(len(spec.strata))]

@@ -303,8 +303,8 @@ def source(con: duckdb.DuckDBPyConnection, path: Path, *, fmt: str = "",
         key = "table" if path.table else "query"
         raise InputError(f"cannot read {place}: the server stopped sending rows: "
                          f"{reason.rstrip('.')} (check '{key}' in node.toml)") from None
-    return Source(f"read_parquet({literal(str(staged))})", columns, tuple(ignored), "postgresql",
-                  origin=dict(columns), text_lines=False)
+    return Source(f"read_parquet({literal(str(staged))}, file_row_number = true)", columns,
+                  tuple(ignored), "postgresql", origin=dict(columns), text_lines=False)
 
 
 def _query_failed(exc: Exception, place: str, url: DatabaseURL) -> str:

@@ -43,16 +43,18 @@ def test_rejected_rows_are_counted_by_first_failing_check(write_missions, name) 
 
 def test_the_sandbox_holds_the_valid_rows_and_nothing_else(write_missions, tmp_path: Path  # type: ignore[no-untyped-def]
                                                            ) -> None:
-    """Rejected rows are gone from the node's sandbox, not hidden behind a view: no table,
-    view or column a spec could reach holds them."""
+    """Nothing is copied: ``missions`` is a view over the input that leaves rejected rows
+    out, and the only table in the sandbox holds their row numbers, not their content."""
     from node.ingest import open_missions
 
     secret = {**GOOD, "mission_id": "REJECTED-ROW", "urgency_level": "U7"}
     con, report = open_missions(write_missions([GOOD, secret], "m.parquet"), 2025, tmp_path)
     assert report.rows_accepted == 1
-    objects = con.execute("SELECT table_name FROM duckdb_tables() UNION ALL "
-                          "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
-    assert objects == [("missions",)]
+    objects = con.execute("SELECT table_name, 'table' FROM duckdb_tables() UNION ALL "
+                          "SELECT view_name, 'view' FROM duckdb_views() WHERE NOT internal "
+                          "ORDER BY 1").fetchall()
+    assert objects == [("_excluded", "table"), ("missions", "view")]
+    assert con.execute("SELECT * FROM _excluded").fetchall() == [(2,)]
     assert con.execute("SELECT count(*) FROM missions").fetchone() == (1,)
     assert "_reject_reason" not in [r[0] for r in con.execute("DESCRIBE missions").fetchall()]
     assert con.execute("SELECT count(*) FROM missions WHERE mission_id = 'REJECTED-ROW'"
@@ -161,3 +163,36 @@ def test_codes_match_whatever_their_case_and_spaces(tmp_path: Path) -> None:
     rows = con.execute("SELECT mission_id, urgency_level, service_type, urbanicity "
                        "FROM missions ORDER BY mission_id").fetchall()
     assert rows == [("a", "U1", "emergency", "urban"), ("b", "U2", "emergency", "rural")]
+
+
+def test_the_light_values_are_the_checked_values(tmp_path: Path) -> None:
+    """``values_sql`` (the view's and the quality pass's projection) gives every value as
+    ``checked_sql`` leaves it, on messy text: codes in other case, bad codes, bad numbers,
+    ages out of range, times with offsets."""
+    import duckdb
+
+    from emsbench import model
+    from node.ingest import checked_sql, stage, values_sql
+    from node.source import open_source
+
+    csv = tmp_path / "m.csv"
+    csv.write_text(
+        "mission_id,call_received,urgency_level,service_type,urbanicity,patient_age,"
+        "patient_sex,gcs_total,arrived_scene\n"
+        "a,2025-01-01 10:00:00,U1,emergency,Urban ,44,f,15,2025-01-01T09:10:00Z\n"
+        "b,2025-01-02 10:00:00, u2 ,Emergency,nowhere,300,x,99,not a time\n"
+        "c,2025-01-03 10:00:00,U9,emergency,rural,-1,,3,\n"
+        "d,2024-12-31 23:00:00,U3,intercept,RURAL,abc,m,,2025-01-01 00:10:00\n",
+        encoding="utf-8")
+    con = duckdb.connect()
+    source = stage(con, open_source(con, csv, encoding=None, workdir=tmp_path), tmp_path)
+    types = {str(r[0]): str(r[1])
+             for r in con.execute(f"DESCRIBE SELECT * FROM {source.sql}").fetchall()}
+    cols = ", ".join(["_row"] + model.input_columns())
+    checked = con.execute(f"SELECT {cols} FROM ({checked_sql(source, types, 2025, 'Europe/Oslo')}) "
+                          "ORDER BY _row").fetchall()
+    light = con.execute(f"SELECT {cols} FROM ({values_sql(source, types, 'Europe/Oslo')}) "
+                        "ORDER BY _row").fetchall()
+    assert light == checked
+    assert [r[1 + model.input_columns().index("urbanicity")] for r in light] == \
+        ["urban", None, "rural", "rural"]

@@ -36,7 +36,7 @@ def test_run_writes_the_quality_report_and_is_named_and_flagged(
     assert "<h2>Completeness of accepted rows</h2>" in page and "eTimes.07" in page
     assert "Per month of the call" in page
     flow_run = _latest_run()
-    assert flow_run.name == "node-NO-2025"
+    assert flow_run.name == "node-NO-2025-r1"  # country, year and the revision it signed
     # the synthetic file has planted bad rows: the run completes, but not plain green
     assert flow_run.state.name == "Completed with warnings"
     assert "rows rejected" in (flow_run.state.message or "")
