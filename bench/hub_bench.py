@@ -1,32 +1,42 @@
 """Hub intake rate: signed submissions verified and stored per second, on loopback.
 
-Usage: ``python bench/hub_bench.py [--n 1000] [--clients 8] [--keep DIR] [--json]``
+Usage: ``python bench/hub_bench.py [--n 5000] [--clients 8] [--window 500] [--keep DIR]
+[--json]``
 
 The hub runs as a real subprocess (``emsbench hub serve``) on a fresh DuckDB file, with a
 three-spec test catalogue and a trust registry of many test countries (``AA``, ``AB``, …),
 each with its own Ed25519 key. N conforming submissions, one per (country, year) so every
 one is a new period at revision 1, are signed *before* the clock starts; then ``--clients``
-threads, each with its own HTTP connection, post them as fast as the hub answers. Every
-answer must be 201. Printed:
+threads, each with its own keep-alive connection, post them as fast as the hub answers.
+Every answer must be 201. Printed:
 
 - submissions stored per second over the whole run, p50/p95/max latency per request (the
   maximum shows DuckDB's automatic checkpoint, which holds intake while it runs);
-- the same for the first and the last 20 % of the submissions (in the order they were
-  sent), to show whether intake slows as the database fills;
+- the same per window of ``--window`` stored submissions, in the order they were answered
+  (the first window: 0 to 500 stored, …), to show whether intake slows as the store fills,
+  and the last window's rate over the first's;
+- the CPU time the hub process and the posting clients spent per submission, and the
+  machine's load average before and after (other work on the machine shows there);
 - the size of the database file (and its write-ahead log) at the end of the run, and
   after the hub stopped.
 
-The helpers here (``make_federation``, ``sign_all``, ``post_body``) also set up the hub for
-the crash and contention tests (``tests/hub/test_crash.py``, ``test_contention.py``).
+The clients post with ``http.client``: on a small machine they share the hub's cores, and
+it costs them about a third of the CPU that ``httpx`` does.
+
+The helpers here (``make_federation``, ``sign_all``, ``post_body``, ``post_all``) also set up
+the hub for the crash and contention tests (``tests/hub/test_crash.py``,
+``test_contention.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import itertools
 import json
 import math
+import os
 import shutil
 import string
 import subprocess
@@ -34,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -237,19 +248,51 @@ def post_body(client: httpx.Client, url: str, signed: Signed, index: int = 0) ->
 
 def post_all(url: str, bodies: list[Signed], clients: int, timeout: float = 30.0
              ) -> list[Answer]:
-    """Post every body once from ``clients`` threads (own connection each), in list order."""
+    """Post every body once from ``clients`` threads, each with its own keep-alive
+    connection (``http.client``, which needs far less CPU than ``httpx``), in list order.
+
+    As ``post_body``: a transport error is an answer with status None (and the thread
+    connects again), a body that does not parse is ``NOT JSON: …``.
+    """
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    path = f"{parts.path.rstrip('/')}/v1/submissions"
+    headers = {"content-type": "application/json"}
     answers: list[Answer | None] = [None] * len(bodies)
     counter = itertools.count()
     lock = threading.Lock()
 
     def worker() -> None:
-        with httpx.Client(timeout=timeout) as client:
-            while True:
-                with lock:
-                    i = next(counter)
-                if i >= len(bodies):
-                    return
-                answers[i] = post_body(client, url, bodies[i], i)
+        con: http.client.HTTPConnection | None = None
+        while True:
+            with lock:
+                i = next(counter)
+            if i >= len(bodies):
+                break
+            if con is None:
+                con = http.client.HTTPConnection(host, port, timeout=timeout)
+            started = time.perf_counter()
+            try:
+                con.request("POST", path, body=bodies[i].body, headers=headers)
+                r = con.getresponse()
+                data = r.read()
+            except (OSError, http.client.HTTPException) as exc:
+                answers[i] = Answer(i, None, None, started, time.perf_counter(),
+                                    f"{type(exc).__name__}: {exc}")
+                con.close()
+                con = None
+                continue
+            ended = time.perf_counter()
+            try:
+                body: Any = json.loads(data)
+            except ValueError:
+                body = f"NOT JSON: {data[:300].decode('utf-8', 'replace')}"
+            answers[i] = Answer(i, r.status, body, started, ended)
+            if r.will_close:
+                con.close()
+                con = None
+        if con is not None:
+            con.close()
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
     for t in threads:
@@ -275,21 +318,56 @@ def summary(answers: list[Answer]) -> dict[str, float]:
             "max_ms": 1000 * max(latencies)}
 
 
+def windows(answers: list[Answer], size: int) -> list[dict[str, float]]:
+    """The rate while the store grew by each ``size`` submissions: answers in the order they
+    came back; window k runs from the (k·size)-th answer (the first send, for k = 0) to
+    the ((k+1)·size)-th, with the latency of the requests answered in it."""
+    done = sorted(answers, key=lambda a: a.ended)
+    first = min(a.started for a in answers)
+    out = []
+    for k in range(0, len(done), size):
+        part = done[k:k + size]
+        span = part[-1].ended - (done[k - 1].ended if k else first)
+        latencies = [a.latency for a in part]
+        out.append({"from": k, "to": k + len(part), "seconds": span,
+                    "per_second": len(part) / span,
+                    "p50_ms": 1000 * percentile(latencies, 50),
+                    "p95_ms": 1000 * percentile(latencies, 95),
+                    "max_ms": 1000 * max(latencies)})
+    return out
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def db_bytes(db: Path) -> tuple[int, int]:
     """Sizes of the DuckDB file and of its write-ahead log (0 if absent)."""
     wal = db.with_name(db.name + ".wal")
     return (db.stat().st_size if db.exists() else 0, wal.stat().st_size if wal.exists() else 0)
 
 
-def run(n: int, clients: int, root: Path) -> dict[str, Any]:
+def run(n: int, clients: int, root: Path, window: int = 500) -> dict[str, Any]:
     years = len(YEARS)
     fed = make_federation(root, max(1, math.ceil(n / years)))
     started = time.perf_counter()
     bodies = sign_all(fed, n)
     signing = time.perf_counter() - started
+    load_before = os.getloadavg()
     proc = fed.start()
     try:
+        hub_cpu = process_cpu_seconds(proc.pid)
+        client_cpu = time.process_time()
         answers = post_all(fed.url, bodies, clients)
+        client_cpu = time.process_time() - client_cpu
+        hub_end = process_cpu_seconds(proc.pid)
+        hub_cpu = None if hub_cpu is None or hub_end is None else hub_end - hub_cpu
+        load_after = os.getloadavg()
         running = db_bytes(fed.config.database)
         stored = httpx.get(f"{fed.url}/v1/health", timeout=30).json()["submissions"]
     finally:
@@ -302,12 +380,16 @@ def run(n: int, clients: int, root: Path) -> dict[str, Any]:
                          f"status {first.status} {first.body or first.error}")
     if stored != n:
         raise SystemExit(f"the hub holds {stored} submissions, expected {n}")
-    k = max(1, n // 5)
+    per_window = windows(answers, window)
     return {
         "n": n, "clients": clients, "countries": len(fed.keys), "signing_seconds": signing,
         "body_bytes": sum(len(b.body) for b in bodies) // n,
-        "all": summary(answers), "first_20pct": summary(answers[:k]),
-        "last_20pct": summary(answers[-k:]),
+        "all": summary(answers), "window": window, "windows": per_window,
+        "last_over_first": per_window[-1]["per_second"] / per_window[0]["per_second"],
+        "hub_cpu_ms_per_submission": None if hub_cpu is None else 1000 * hub_cpu / n,
+        "client_cpu_ms_per_submission": 1000 * client_cpu / n,
+        "load_before": load_before[0], "load_after": load_after[0],
+        "cores": os.cpu_count(),
         "db_bytes_running": running[0], "wal_bytes_running": running[1],
         "db_bytes_stopped": stopped[0], "wal_bytes_stopped": stopped[1],
     }
@@ -317,13 +399,24 @@ def report(r: dict[str, Any]) -> str:
     lines = [f"{r['n']:,} signed submissions ({r['body_bytes']:,} bytes each, "
              f"{r['countries']} countries), {r['clients']} concurrent clients, hub on loopback",
              f"  (signed beforehand in {r['signing_seconds']:.2f} s, not counted)",
-             f"{'':<14}{'n':>6}{'seconds':>10}{'stored/s':>10}{'p50 ms':>9}{'p95 ms':>9}"
+             f"{'stored':<14}{'n':>6}{'seconds':>10}{'stored/s':>10}{'p50 ms':>9}{'p95 ms':>9}"
              f"{'max ms':>9}"]
-    for name, key in (("whole run", "all"), ("first 20 %", "first_20pct"),
-                      ("last 20 %", "last_20pct")):
-        s = r[key]
-        lines.append(f"{name:<14}{s['n']:>6}{s['seconds']:>10.2f}{s['per_second']:>10.1f}"
-                     f"{s['p50_ms']:>9.1f}{s['p95_ms']:>9.1f}{s['max_ms']:>9.0f}")
+
+    def row(name: str, s: dict[str, float]) -> str:
+        return (f"{name:<14}{s['n'] if 'n' in s else s['to'] - s['from']:>6.0f}"
+                f"{s['seconds']:>10.2f}{s['per_second']:>10.1f}{s['p50_ms']:>9.1f}"
+                f"{s['p95_ms']:>9.1f}{s['max_ms']:>9.0f}")
+
+    lines.append(row("whole run", r["all"]))
+    for w in r["windows"]:
+        lines.append(row(f"{w['from']:,.0f}–{w['to']:,.0f}", w))
+    first, last = r["windows"][0], r["windows"][-1]
+    lines.append(f"last window ÷ first: {last['per_second']:.1f} ÷ {first['per_second']:.1f} "
+                 f"stored/s = {r['last_over_first']:.2f}")
+    hub = r["hub_cpu_ms_per_submission"]
+    lines.append(f"CPU per submission: hub {'n/a' if hub is None else f'{hub:.2f}'} ms, "
+                 f"clients {r['client_cpu_ms_per_submission']:.2f} ms; {r['cores']} cores, "
+                 f"load average {r['load_before']:.2f} before, {r['load_after']:.2f} after")
     mib = 1024 * 1024
     lines.append(f"database at the end: {r['db_bytes_running'] / mib:.1f} MiB + WAL "
                  f"{r['wal_bytes_running'] / mib:.1f} MiB; after the hub stopped: "
@@ -334,18 +427,20 @@ def report(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--n", type=int, default=1000, help="submissions to post (default 1000)")
+    p.add_argument("--n", type=int, default=5000, help="submissions to post (default 5000)")
     p.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
+    p.add_argument("--window", type=int, default=500,
+                   help="stored submissions per window of the printed rates (default 500)")
     p.add_argument("--keep", type=Path, default=None, help="keep the hub folder here")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = p.parse_args(argv)
-    if args.n < 5 or args.clients < 1:
-        p.error("--n must be at least 5 and --clients at least 1")
+    if args.n < 5 or args.clients < 1 or args.window < 1:
+        p.error("--n must be at least 5, --clients and --window at least 1")
     if args.keep is not None:
-        result = run(args.n, args.clients, args.keep)
+        result = run(args.n, args.clients, args.keep, args.window)
     else:
         with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
-            result = run(args.n, args.clients, Path(tmp))
+            result = run(args.n, args.clients, Path(tmp), args.window)
     print(json.dumps(result, indent=2) if args.json else report(result))
     return 0
 

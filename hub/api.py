@@ -23,7 +23,7 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -95,6 +95,34 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise ApiError(413, "payload_too_large", f"body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+_CHUNK_BYTES = 1 << 20
+
+
+def _json_chunks(name: str, items: Iterable[Any]) -> list[bytes]:
+    """``{"<name>": [item, …]}`` as compact UTF-8 JSON (as ``JSONResponse`` writes it), in
+    pieces of about ``_CHUNK_BYTES``: encoded one item per ``json.dumps`` call (the GIL is
+    free between items) and sent a piece at a time (no one copy of the whole answer on the
+    event loop)."""
+    chunks: list[bytes] = []
+    part = bytearray(b'{"' + name.encode("ascii") + b'":[')
+    for i, item in enumerate(items):
+        if i:
+            part += b","
+        part += json.dumps(item, ensure_ascii=False, allow_nan=False,
+                           separators=(",", ":")).encode("utf-8")
+        if len(part) >= _CHUNK_BYTES:
+            chunks.append(bytes(part))
+            part.clear()
+    part += b"]}"
+    chunks.append(bytes(part))
+    return chunks
+
+
+async def _stream(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
 
 
 def _process(state: HubState, body: bytes, remote: str, payload_type: str
@@ -223,16 +251,22 @@ def create_app(config: HubConfig) -> FastAPI:
                            f"'Authorization: Bearer <token>' with the token in "
                            f"{config.token_path}")
 
+    # The CLI's reads are the whole store: read (a snapshot of its own, no lock) and
+    # encoded in a worker thread, a piece at a time, so a long export never holds the event
+    # loop, nor the GIL for long, while submissions arrive.
     @app.get("/v1/records", **api_docs.RECORDS_ROUTE)
-    async def records(request: Request, year: int | None = None) -> dict[str, Any]:
+    async def records(request: Request, year: int | None = None) -> Response:
         _authorise(request)
-        rows = await run_in_threadpool(state.store.records, year)
-        return {"records": [r.to_json() for r in rows]}
+        chunks = await run_in_threadpool(
+            lambda: _json_chunks("records", (r.to_json() for r in state.store.records(year))))
+        return StreamingResponse(_stream(chunks), media_type="application/json")
 
     @app.get("/v1/audit", **api_docs.AUDIT_ROUTE)
-    async def audit(request: Request) -> dict[str, Any]:
+    async def audit(request: Request) -> Response:
         _authorise(request)
-        return {"entries": await run_in_threadpool(state.store.audit_entries)}
+        chunks = await run_in_threadpool(
+            lambda: _json_chunks("entries", state.store.audit_entries()))
+        return StreamingResponse(_stream(chunks), media_type="application/json")
 
     # /v1/schema/{name}, /docs (Swagger UI served offline) and the full OpenAPI document.
     api_docs.install(app)

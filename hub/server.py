@@ -7,6 +7,7 @@ clear message instead of a server that answers every request with an error.
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -34,6 +35,14 @@ def serve(config_path: Path) -> None:
     app = create_app(config)
     sys.stdout.write(describe(config))
     sys.stdout.flush()
+    # What start-up built (modules, app, specs, keys) lives as long as the process: out of
+    # the collector's way, a full collection only walks what requests made since.
+    gc.collect()
+    gc.freeze()
+    # A thread waiting for the GIL (a request back from DuckDB) gets it within 1 ms, not
+    # 5: a long read encoding records for the CLI delays a post by tens of ms, not a
+    # hundred (tests/hub/test_contention.py).
+    sys.setswitchinterval(0.001)
     # One worker process: the DuckDB file admits one writing process, and the store
     # serialises writes inside it.
     uvicorn.run(app, host=config.host, port=config.port, log_level="info")

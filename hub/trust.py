@@ -55,7 +55,9 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -230,7 +232,13 @@ class TrustRegistry:
         All keys, including expired and revoked ones: the signature is checked first, then
         ``check_valid`` decides whether that key may sign at that time.
         """
-        return {kid: e.public_key for kid, e in self._entries.items()}
+        return dict(self.public_keys)
+
+    @cached_property
+    def public_keys(self) -> Mapping[str, Ed25519PublicKey]:
+        """``keys()`` made once per registry, read-only: what intake verifies against on
+        every request (a copy per request cost as much as the registry is long)."""
+        return MappingProxyType({kid: e.public_key for kid, e in self._entries.items()})
 
     def country_of(self, keyid: str) -> str:
         """Country the key signs for; KeyError when the key is not trusted."""

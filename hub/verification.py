@@ -74,7 +74,7 @@ def open_document(envelope: Any, trust: TrustRegistry, at: datetime,
             raise ApiError(400, "invalid_envelope", f"unknown payload type {named!r}")
         payload_type = str(named)
     try:
-        payload, keyid = dsse.verify(envelope, trust.keys(), payload_type=payload_type)
+        payload, keyid = dsse.verify(envelope, trust.public_keys, payload_type=payload_type)
     except dsse.SignatureError as exc:
         raise ApiError(_SIGNATURE_STATUS.get(exc.code, 400), exc.code, str(exc)) from exc
     key_country = trust.country_of(keyid)
