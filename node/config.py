@@ -53,6 +53,17 @@ YearChoice = int | Literal["current", "previous"] | None
 SCHEDULE_NAME = r"[a-z0-9][a-z0-9-]{0,39}"
 
 
+
+def checked_zone(v: str) -> str:
+    """``v`` if empty or an IANA time zone name; else a clear error."""
+    if v:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as "
+                             "Europe/Oslo or America/Chicago") from None
+    return v
+
 class Schedule(BaseModel):
     """One ``[[schedule]]`` table: when ``emsbench node serve`` runs the node, and for which
     year (the flow's ``year`` parameter)."""
@@ -105,13 +116,7 @@ class Schedule(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str) -> str:
-        if v:
-            try:
-                ZoneInfo(v)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {v!r}; use an IANA name such as "
-                                 "Europe/Oslo") from None
-        return v
+        return checked_zone(v)
 
 
 def resolve_year(year: YearChoice | str, own: int, time_zone: str,
@@ -227,13 +232,7 @@ class NodeConfig(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str) -> str:
-        if v:
-            try:
-                ZoneInfo(v)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {v!r}; use an IANA name such as "
-                                 "Europe/Oslo or America/Chicago") from None
-        return v
+        return checked_zone(v)
 
     @field_validator("format")
     @classmethod
