@@ -66,7 +66,6 @@ class IngestReport:
     completeness: dict[str, int] = field(default_factory=dict)
     # per month of the call ("01".."12", "unknown"): (rows read, rows accepted)
     by_month: dict[str, tuple[int, int]] = field(default_factory=dict)
-    rejected_by_month: dict[str, int] = field(default_factory=dict)
 
 
 # Times in the order a mission happens: none may precede a recorded time before it.
@@ -97,19 +96,23 @@ def _typed(col: str, raw: str, source_type: str, tz: str) -> str:
                     f"THEN timezone({zone}, TRY_CAST(trim({raw}) AS TIMESTAMPTZ)) "
                     f"ELSE TRY_CAST({raw} AS TIMESTAMP) END")
     if col in model.ENUMS:
-        # A code is matched whatever its case and surrounding spaces ('Urban ', 'u1'), and
-        # written as the code set writes it; anything else stays as it was, to be counted.
-        whens = " ".join(f"WHEN {literal(code.lower())} THEN {literal(code)}"
-                         for code in model.ENUMS[col])
-        text = f"CAST({raw} AS VARCHAR)"
-        codes = ", ".join(literal(code) for code in model.ENUMS[col])
-        # A code as the code set writes it (nearly every value) is taken as it is; only
-        # the others are folded, which costs string work on every value.
-        return (f"CASE WHEN {text} IN ({codes}) THEN {text} "
-                f"ELSE (CASE lower(trim({text})) {whens} ELSE {text} END) END")
+        # Anything that is no code stays as it was, to be counted.
+        return _code(col, raw, source_type, otherwise=f"CAST({raw} AS VARCHAR)")
     if source_type == target:
         return raw  # a typed column cannot fail to parse as its own type
     return f"TRY_CAST({raw} AS {target})"
+
+
+def _code(col: str, raw: str, source_type: str, otherwise: str) -> str:
+    """``raw`` as a code of ``col``'s code set, matched whatever its case and surrounding
+    spaces ('Urban ', 'u1') and written as the code set writes it; ``otherwise`` when it is
+    no code. A code written as the set writes it (nearly every value) is taken at once:
+    only the others pay for the string work of folding."""
+    text = raw if source_type == "VARCHAR" else f"CAST({raw} AS VARCHAR)"
+    codes = ", ".join(literal(c) for c in model.ENUMS[col])
+    folded = " ".join(f"WHEN {literal(c.lower())} THEN {literal(c)}" for c in model.ENUMS[col])
+    return (f"CASE WHEN {raw} IS NULL THEN NULL WHEN {text} IN ({codes}) THEN {text} "
+            f"ELSE (CASE lower(trim({text})) {folded} ELSE {otherwise} END) END")
 
 
 def _why(col: str, raw: str, typed: str, source_type: str = "VARCHAR") -> str:
@@ -218,12 +221,7 @@ def values_sql(source: Source, source_types: dict[str, str], tz: str) -> str:
             continue
         raw, kind = quote(header), source_types[header]
         if col in model.ENUMS:
-            text = raw if kind == "VARCHAR" else f"CAST({raw} AS VARCHAR)"
-            codes = ", ".join(literal(c) for c in model.ENUMS[col])
-            folded = " ".join(f"WHEN {literal(c.lower())} THEN {literal(c)}"
-                              for c in model.ENUMS[col])
-            cols.append(f"CASE WHEN {raw} IS NULL THEN NULL WHEN {text} IN ({codes}) "
-                        f"THEN {text} ELSE (CASE lower(trim({text})) {folded} END) END AS {col}")
+            cols.append(f"{_code(col, raw, kind, otherwise='NULL')} AS {col}")
             continue
         typed = _typed(col, raw, kind, tz)
         if col in model.RANGES:
@@ -432,8 +430,7 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, year: int, *, timezone: s
         encoding=source.encoding, rejects_file=rejects,
         completeness={c: in_file.get(c, 0) - gone.get(c, 0) - emptied.get(c, 0)
                       for c in model.input_columns()},
-        by_month={m: (n, months[m]) for m, n in sorted(read_months.items())},
-        rejected_by_month=dict(sorted(rejected_months.items())))
+        by_month={m: (n, months[m]) for m, n in sorted(read_months.items())})
 
 
 def _month(m: object) -> str:
