@@ -397,8 +397,10 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, year: int, *, timezone: s
                     "WHERE _reject_reason IS NULL) GROUP BY ALL")
     gone = counted(f"SELECT x, count(*) FROM (SELECT unnest(_present) AS x FROM _issues "
                    f"WHERE {rejected}) GROUP BY ALL")
-    emptied = counted("SELECT x.c, count(*) FROM (SELECT unnest(_nulled) AS x FROM _issues "
-                      "WHERE _reject_reason IS NULL) GROUP BY ALL")
+    emptied: dict[str, int] = {}  # values set to empty per column ("reason:column" keys)
+    for why, n in nulled.items():
+        column = why.split(":", 1)[1]
+        emptied[column] = emptied.get(column, 0) + n
     if rejects is not None:
         _write_rejects(con, rejects, source.text_lines)
     # The view keeps the rows whose required values pass (the rule that rejects, checked

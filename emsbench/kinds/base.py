@@ -60,8 +60,7 @@ class Context:
 
 def strata_select(spec: IndicatorSpec) -> str:
     """Strata as text columns ``s_0, s_1…``; a missing value is its own stratum."""
-    return "".join(f"coalesce(CAST({s} AS VARCHAR), '{UNKNOWN}') AS s_{i}, "
-                   for i, s in enumerate(spec.strata))
+    return "".join(f"{key} AS s_{i}, " for i, key in enumerate(strata_keys(spec)))
 
 
 def group_by(n: int, extra: str = "") -> str:
