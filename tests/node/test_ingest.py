@@ -196,3 +196,38 @@ def test_the_light_values_are_the_checked_values(tmp_path: Path) -> None:
     assert light == checked
     assert [r[1 + model.input_columns().index("urbanicity")] for r in light] == \
         ["urban", None, "rural", "rural"]
+
+
+DUPLICATES = [{**GOOD, "mission_id": "a", "urgency_level": "U7"},  # rejected: not counted
+              {**GOOD, "mission_id": "a", "patient_age": 1},  # the first accepted a: kept
+              {**GOOD, "mission_id": "b"},
+              {**GOOD, "mission_id": "a", "patient_age": 2},
+              {**GOOD, "mission_id": "c"},
+              {**GOOD, "mission_id": "b", "patient_age": 500},  # also has a value emptied
+              {**GOOD, "mission_id": "a", "patient_age": 3}]
+
+
+@pytest.mark.parametrize("name", ["m.parquet", "m.csv"])
+def test_a_duplicate_id_keeps_the_first_accepted_row(write_missions, name) -> None:  # type: ignore[no-untyped-def]
+    con, report = _ingest(write_missions(DUPLICATES, name))
+    assert report.rejected_by_reason == {"duplicate:mission_id": 3,
+                                         "invalid_code:urgency_level": 1}
+    assert report.rows_accepted == 3
+    rows = con.execute("SELECT mission_id, patient_age FROM missions ORDER BY 1").fetchall()
+    assert rows == [("a", 1), ("b", 50), ("c", 50)]
+
+
+def test_a_collision_of_the_id_hash_never_rejects_a_row(write_missions, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Duplicates are found on a hash of the id, then checked exactly: with a hash that
+    collides for half of all ids, distinct ids stay, and only the real duplicates go."""
+    import node.ingest
+
+    monkeypatch.setattr(node.ingest, "ID_HASH", "hash({}) % 2")
+    distinct = [{**GOOD, "mission_id": f"m{i}"} for i in range(40)]
+    con, report = _ingest(write_missions(distinct, "m.parquet"))
+    assert report.rows_accepted == 40 and report.rejected_by_reason == {}
+    con, report = _ingest(write_missions(distinct + DUPLICATES, "n.parquet"))
+    assert report.rejected_by_reason == {"duplicate:mission_id": 3,
+                                         "invalid_code:urgency_level": 1}
+    assert con.execute("SELECT count(*), count(DISTINCT mission_id) FROM missions"
+                       ).fetchall() == [(43, 43)]
