@@ -70,6 +70,27 @@ def setup(log_file: Path, debug: bool = False) -> Path:
     return log_file
 
 
+def log_to(log_file: Path) -> None:
+    """Write the node's and Prefect's log records to ``log_file`` too, unless ``setup``
+    already does; the terminal is left as it is. For a flow run that ``node serve`` starts:
+    Prefect runs it in a process of its own, where no command set up the node's log."""
+    target = str(log_file.resolve())
+    if any(getattr(h, "baseFilename", None) == target for h in _installed):
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(_FORMAT))
+    handler.setLevel(logging.INFO)
+    for old in _installed:
+        for name in (*_FILE_LOGGERS, CONSOLE):
+            logging.getLogger(name).removeHandler(old)
+        old.close()
+    _installed[:] = [handler]
+    for name in (*_FILE_LOGGERS, CONSOLE):
+        logging.getLogger(name).addHandler(handler)
+    logging.getLogger(CONSOLE).setLevel(logging.INFO)
+
+
 @contextmanager
 def watching(con: duckdb.DuckDBPyConnection, label: str,
              report: Callable[[str], None] = say, every: float = 2.0) -> Iterator[None]:

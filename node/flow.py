@@ -47,7 +47,7 @@ from emsbench.specs import IndicatorSpec, load_specs
 from emsbench.wire import IndicatorResult, Receipt, Submission
 from node import submission as sub
 from node.config import NodeConfig, YearChoice, load_node_config, node_context
-from node.console import say
+from node.console import log_to, say
 from node.delivery import HubUnavailable, Outcome, attempt
 from node.ingest import IngestReport, InputError, open_missions
 from node.outbox import Entry, Signed, pending, read_outbox, read_signed
@@ -116,6 +116,7 @@ def prepare_task(config_path: Path, year: YearChoice = None) -> Prepared:
     """The config for the year asked, the specs (checked against the signed release) and
     the official population: one task, not one each."""
     cfg = load_node_config(config_path, year)
+    log_to(cfg.reports / "node.log")  # a served run's process has no log file yet
     return Prepared(cfg, _checked_specs(cfg), _context(cfg))
 
 

@@ -358,6 +358,9 @@ def test_a_served_node_runs_its_deployment_and_the_server_records_it(server: Ser
             keys = {a.key for a in artifacts}
             assert {"data-quality-no-2025", "release-preview-no-2025"} <= keys, keys
             assert len(list((server.node / "outbox").glob("NO-2025-*.json"))) == 1
+            # The run's process writes the node's log, as a one-shot run does.
+            logged = (server.node / "reports" / "node.log").read_text(encoding="utf-8")
+            assert "rows read" in logged and "catalogue release" in logged, logged[-2000:]
 
             # SIGTERM (as a service manager stops it): a clean exit, schedules paused.
             proc.send_signal(signal.SIGTERM)
