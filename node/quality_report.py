@@ -74,7 +74,9 @@ def render(r: IngestReport, source: str, country: str, year: int) -> str:
     e = html.escape
     fields = [(c, model.nemsis(c) or "", r.completeness.get(c, 0),
                _share(r.completeness.get(c, 0), r.rows_accepted),
-               "absent from the input" if c in r.missing_optional_columns else "")
+               "absent from the input" if c in r.missing_optional_columns
+               else "as recorded; the model completes it by a rule" if c in model.COMPLETED
+               else "")
               for c in model.input_columns()]
     months = [(m, read, acc, read - acc) for m, (read, acc) in r.by_month.items()]
     found = warnings(r)

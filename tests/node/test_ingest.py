@@ -231,3 +231,25 @@ def test_a_collision_of_the_id_hash_never_rejects_a_row(write_missions, monkeypa
                                          "invalid_code:urgency_level": 1}
     assert con.execute("SELECT count(*), count(DISTINCT mission_id) FROM missions"
                        ).fetchall() == [(43, 43)]
+
+
+def test_completeness_counts_the_values_the_input_records(tmp_path: Path) -> None:
+    """Completeness is of the national data as recorded: a value the model's completion
+    rule adds (a stroke scale result means a scale was done) is not counted, and the
+    data-quality page says so."""
+    from node.quality_report import render
+
+    csv = tmp_path / "m.csv"
+    csv.write_text("mission_id,call_received,urgency_level,service_type,stroke_scale_done,"
+                   "stroke_scale_result\n"
+                   "a,2025-03-01 10:00:00,U1,emergency,false,\n"
+                   "b,2025-03-01 10:00:00,U1,emergency,,positive\n"
+                   "c,2025-03-01 10:00:00,U1,emergency,true,negative\n"
+                   "d,2025-03-01 10:00:00,U9,emergency,true,negative\n", encoding="utf-8")
+    con, report = _ingest(csv)
+    assert con.execute("SELECT count(stroke_scale_done) FROM missions").fetchall() == [(3,)]
+    assert report.completeness["stroke_scale_done"] == 2  # b's comes from the rule
+    assert report.completeness["stroke_scale_result"] == 2  # d was rejected
+    page = render(report, "m.csv", "NO", 2025)
+    row = page.split("<td>stroke_scale_done</td>", 1)[1].split("</tr>", 1)[0]
+    assert "the model completes it by a rule" in row
