@@ -379,7 +379,7 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, year: int, *, timezone: s
             con.execute("CREATE TEMP TABLE _issues AS "
                         + issues_sql(source, types, year, timezone))
             total = _count(con, f"SELECT count(*) FROM ({numbered(source)})")
-            _mark_duplicates(con, source, types, year, timezone)
+            _mark_duplicates(con, source, types, year, timezone, total)
             read_months = _months(con, source, types, timezone)
             in_file = filled_in_file(con, source)
     except duckdb.Error as exc:
@@ -469,18 +469,40 @@ def _months(con: duckdb.DuckDBPyConnection, source: Source, types: dict[str, str
 # also typed every required value); the ids are compared exactly only for the rows whose
 # hash is shared, so a collision of the hash never rejects a row (a test uses a weak hash).
 ID_HASH = "hash({})"
+# Ids one GROUP BY of hashes takes at DuckDB's memory limit of 512 MB: 200 M rows passed
+# (783 MiB peak), 500 M ran out of memory (DuckDB keeps part of a spilled aggregate in
+# memory). A larger input is split by hash into passes of at most this many rows, scaled
+# with the limit: at 500 M rows, three passes of 18 s each.
+IDS_PER_PASS_AT_512MB = 150_000_000
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
+          "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+def id_passes(rows: int, memory_limit: str) -> int:
+    """How many passes the duplicate check splits ``rows`` ids into, at DuckDB's
+    ``memory_limit`` as DuckDB writes it ('488.2 MiB')."""
+    number, _, unit = memory_limit.strip().partition(" ")
+    limit = float(number) * _UNITS.get(unit, 1)
+    per_pass = max(1, int(IDS_PER_PASS_AT_512MB * limit / 512e6))
+    return max(1, -(-rows // per_pass))
 
 
 def _mark_duplicates(con: duckdb.DuckDBPyConnection, source: Source, types: dict[str, str],
-                     year: int, timezone: str) -> None:
+                     year: int, timezone: str, rows: int) -> None:
     """A mission id seen before among the accepted rows: the first occurrence is kept, the
     others are rejected (``_issues``). One pass reads only the ids, for the hashes held by
     more than one row (of all rows, accepted or not: a superset of the duplicates); only
     the rows with such a hash are checked again, exactly, among the accepted ones."""
     header = source.columns["mission_id"]
     ids = _typed("mission_id", quote(header), types[header], timezone)
-    con.execute(f"CREATE TEMP TABLE _dup_hashes AS SELECT {ID_HASH.format(ids)} AS h "
-                f"FROM {source.sql} WHERE ({ids}) IS NOT NULL GROUP BY h HAVING count(*) > 1")
+    hashed = ID_HASH.format(ids)
+    passes = id_passes(rows, str(con.execute("SELECT current_setting('memory_limit')")
+                                 .fetchall()[0][0]))
+    con.execute("CREATE TEMP TABLE _dup_hashes (h UBIGINT)")
+    for part in range(passes):  # one id is always in the same pass: its hash chooses it
+        where = f" AND ({hashed}) % {passes} = {part}" if passes > 1 else ""
+        con.execute(f"INSERT INTO _dup_hashes SELECT {hashed} AS h FROM {source.sql} "
+                    f"WHERE ({ids}) IS NOT NULL{where} GROUP BY h HAVING count(*) > 1")
     if _count(con, "SELECT count(*) FROM _dup_hashes"):
         shared = (f"SELECT _row, mission_id FROM ({values_sql(source, types, timezone)}) "
                   f"WHERE {ID_HASH.format('mission_id')} IN (SELECT h FROM _dup_hashes) "

@@ -253,3 +253,23 @@ def test_completeness_counts_the_values_the_input_records(tmp_path: Path) -> Non
     page = render(report, "m.csv", "NO", 2025)
     row = page.split("<td>stroke_scale_done</td>", 1)[1].split("</tr>", 1)[0]
     assert "the model completes it by a rule" in row
+
+
+def test_the_duplicate_check_splits_a_large_input_by_hash(write_missions, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Past what one GROUP BY holds within the memory limit, ids are checked in passes
+    chosen by their hash: every duplicate is still found, with the weak hash too."""
+    import node.ingest
+    from node.ingest import id_passes
+
+    assert id_passes(200_000_000, "488.2 MiB") == 2  # 512 MB, as DuckDB writes it
+    assert id_passes(500_000_000, "488.2 MiB") == 4
+    assert id_passes(500_000_000, "2.7 GiB") == 1
+    assert id_passes(0, "488.2 MiB") == id_passes(10, "1.0 KiB") == 1
+    monkeypatch.setattr(node.ingest, "id_passes", lambda rows, limit: 3)
+    rows = [{**GOOD, "mission_id": f"m{i}"} for i in range(40)] + DUPLICATES
+    for weak in ("hash({})", "hash({}) % 2"):
+        monkeypatch.setattr(node.ingest, "ID_HASH", weak)
+        con, report = _ingest(write_missions(rows, "m.parquet"))
+        assert report.rejected_by_reason == {"duplicate:mission_id": 3,
+                                             "invalid_code:urgency_level": 1}
+        assert report.rows_accepted == 43
