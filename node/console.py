@@ -37,13 +37,26 @@ def say(message: str) -> None:
     logging.getLogger(CONSOLE).info(message)
 
 
+def _install(log_file: Path, level: int) -> logging.Handler:
+    """A handler writing to ``log_file``, in place of the last one installed, on the loggers
+    where the records go (the console logger is the caller's to set)."""
+    log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(_FORMAT))
+    handler.setLevel(level)
+    for old in _installed:
+        for name in (*_FILE_LOGGERS, CONSOLE):
+            logging.getLogger(name).removeHandler(old)
+        old.close()
+    _installed[:] = [handler]
+    for name in _FILE_LOGGERS:
+        logging.getLogger(name).addHandler(handler)
+    return handler
+
+
 def setup(log_file: Path, debug: bool = False) -> Path:
     """Send the node's and Prefect's log records to ``log_file``; the terminal keeps the
     node's progress lines only (everything, with ``debug``). Return the log file."""
-    log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    file_handler = logging.FileHandler(log_file, encoding="utf-8")
-    file_handler.setFormatter(logging.Formatter(_FORMAT))
-    file_handler.setLevel(logging.DEBUG if debug else logging.INFO)
     import prefect.logging  # noqa: F401 - makes Prefect configure its loggers first
 
     if not debug:
@@ -54,13 +67,7 @@ def setup(log_file: Path, debug: bool = False) -> Path:
                 if isinstance(handler, logging.StreamHandler) and not isinstance(
                         handler, logging.FileHandler):
                     handler.setLevel(logging.CRITICAL + 1)
-    for old in _installed:
-        for name in _FILE_LOGGERS:
-            logging.getLogger(name).removeHandler(old)
-        old.close()
-    _installed[:] = [file_handler]
-    for name in _FILE_LOGGERS:
-        logging.getLogger(name).addHandler(file_handler)
+    file_handler = _install(log_file, logging.DEBUG if debug else logging.INFO)
     console = logging.getLogger(CONSOLE)
     console.setLevel(logging.INFO)
     console.propagate = False
@@ -77,18 +84,9 @@ def log_to(log_file: Path) -> None:
     target = str(log_file.resolve())
     if any(getattr(h, "baseFilename", None) == target for h in _installed):
         return
-    log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    handler = logging.FileHandler(log_file, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(_FORMAT))
-    handler.setLevel(logging.INFO)
-    for old in _installed:
-        for name in (*_FILE_LOGGERS, CONSOLE):
-            logging.getLogger(name).removeHandler(old)
-        old.close()
-    _installed[:] = [handler]
-    for name in (*_FILE_LOGGERS, CONSOLE):
-        logging.getLogger(name).addHandler(handler)
-    logging.getLogger(CONSOLE).setLevel(logging.INFO)
+    console = logging.getLogger(CONSOLE)
+    console.addHandler(_install(log_file, logging.INFO))
+    console.setLevel(logging.INFO)
 
 
 @contextmanager

@@ -472,7 +472,7 @@ ID_HASH = "hash({})"
 # Ids one GROUP BY of hashes takes at DuckDB's memory limit of 512 MB: 200 M rows passed
 # (783 MiB peak), 500 M ran out of memory (DuckDB keeps part of a spilled aggregate in
 # memory). A larger input is split by hash into passes of at most this many rows, scaled
-# with the limit: at 500 M rows, three passes of 18 s each.
+# with the limit: four passes at 500 M rows (three took 18 s each in a trial).
 IDS_PER_PASS_AT_512MB = 150_000_000
 _UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
           "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
