@@ -11,6 +11,7 @@ console output back.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -81,7 +82,9 @@ def log_to(log_file: Path) -> None:
     """Write the node's and Prefect's log records to ``log_file`` too, unless ``setup``
     already does; the terminal is left as it is. For a flow run that ``node serve`` starts:
     Prefect runs it in a process of its own, where no command set up the node's log."""
-    target = str(log_file.resolve())
+    # as FileHandler names its file: resolve() would differ under a symlinked folder and
+    # replace setup's handler (with its --debug level) by a second one
+    target = os.path.abspath(log_file)
     if any(getattr(h, "baseFilename", None) == target for h in _installed):
         return
     console = logging.getLogger(CONSOLE)

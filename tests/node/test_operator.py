@@ -93,3 +93,25 @@ def test_each_run_logs_to_its_own_file_once(tmp_path: Path) -> None:
     logging.getLogger("prefect.emsbench-test").warning("second run")
     assert "second run" not in first.read_text(encoding="utf-8")
     assert second.read_text(encoding="utf-8").count("second run") == 1
+
+
+def test_a_flow_run_keeps_the_log_its_command_set_up(tmp_path: Path) -> None:
+    """``log_to`` (called by every flow run, for ``node serve``) leaves the handler of
+    ``node run --debug`` in place, also when the reports folder is reached by a symlink;
+    in a process without one it adds the node's log."""
+    import logging
+
+    from node import console
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    log = console.setup(tmp_path / "link" / "node.log", debug=True)
+    [handler] = console._installed
+    console.log_to(tmp_path / "link" / "node.log")
+    assert console._installed == [handler] and handler.level == logging.DEBUG
+    logging.getLogger("prefect.emsbench-test").warning("kept")
+    assert log.read_text(encoding="utf-8").count("kept") == 1
+    console.log_to(tmp_path / "served" / "node.log")
+    logging.getLogger("prefect.emsbench-test").warning("served run")
+    assert "served run" in (tmp_path / "served" / "node.log").read_text(encoding="utf-8")
+    assert "served run" not in log.read_text(encoding="utf-8")
